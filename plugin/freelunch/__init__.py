@@ -1,0 +1,1 @@
+"""freelunch: speech enhancement whose pruning gates tell you what is in the audio."""

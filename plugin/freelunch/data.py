@@ -1,0 +1,243 @@
+"""Speech and noise layouts, manifests, and the mixing that every stage shares.
+
+Training mixes dynamically; valid and test mixtures are fixed by seed, so that every run and
+every system (``freelunch evaluate``, ``freelunch bench``) is scored on the same audio.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SAMPLE_RATE = 16000
+SPLITS = ("train", "valid", "test")
+SNR_RANGE_DB = (-5.0, 20.0)
+LEVEL_RANGE_DB = (-35.0, -15.0)  # active speech level of a mixture, dBFS
+ACTIVE_THRESHOLD_DB = -40.0  # a frame is active within this of the loudest 16 ms frame
+TEST_SEED = 20260
+MANIFEST_FIELDS = ("id", "kind", "path", "duration", "category", "split")
+
+
+def default_data_root() -> Path:
+    """The shared data pack: ``$FREELUNCH_DATA`` or ``../shared/data`` beside the checkout."""
+    env = os.environ.get("FREELUNCH_DATA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent.parent / "shared" / "data"
+        if (candidate / "speech_manifest.csv").exists():
+            return candidate
+    return Path("../shared/data").resolve()
+
+
+# --- layouts -> manifest rows -------------------------------------------------------
+
+
+def _check_wav(path: Path) -> float:
+    info = sf.info(str(path))
+    if info.samplerate != SAMPLE_RATE:
+        raise ValueError(f"{path}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} Hz")
+    return info.frames / info.samplerate
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {path}")
+    return path
+
+
+def pack_layout(root: Path) -> list[dict]:
+    """Rows for the shared pack: its own speech/noise manifests carry the splits."""
+    root = _require_dir(root, "data pack")
+    rows = []
+    for kind, name in (("speech", "speech_manifest.csv"), ("noise", "noise_manifest.csv")):
+        manifest = root / name
+        if not manifest.exists():
+            raise FileNotFoundError(f"data pack has no {name}: {manifest}")
+        with open(manifest, newline="") as f:
+            for r in csv.DictReader(f):
+                rows.append(
+                    dict(
+                        id=Path(r["path"]).stem if kind == "speech" else f"noise-{Path(r['path']).stem}",
+                        kind=kind,
+                        path=str(root / r["path"]),
+                        duration=float(r["duration_s"]),
+                        category=r.get("category", ""),
+                        split=r["split"],
+                    )
+                )
+    return rows
+
+
+def _hash_split(name: str, valid_fraction: float, test_fraction: float) -> str:
+    u = int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if u < test_fraction else "valid" if u < test_fraction + valid_fraction else "train"
+
+
+def folder_layout(speech_dir: Path, noise_dir: Path, valid_fraction=0.1, test_fraction=0.1) -> list[dict]:
+    """Rows for any folder of speech WAVs and a folder of noise WAVs in category subfolders.
+
+    Speech is split by its first subfolder (the speaker, when there is one) and noise by
+    file, both by a stable hash, so adding files never moves old ones between splits.
+    """
+    speech_dir = _require_dir(speech_dir, "speech")
+    noise_dir = _require_dir(noise_dir, "noise")
+    rows = []
+    for p in sorted(speech_dir.rglob("*.wav")):
+        rel = p.relative_to(speech_dir)
+        group = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        rows.append(dict(id=str(rel.with_suffix("")).replace(os.sep, "-"), kind="speech", path=str(p),
+                         duration=_check_wav(p), category="", split=_hash_split(group, valid_fraction, test_fraction)))
+    for p in sorted(noise_dir.rglob("*.wav")):
+        rel = p.relative_to(noise_dir)
+        if len(rel.parts) < 2:
+            raise ValueError(f"noise file {p} is not in a category subfolder")
+        rows.append(dict(id="noise-" + str(rel.with_suffix("")).replace(os.sep, "-"), kind="noise", path=str(p),
+                         duration=_check_wav(p), category=rel.parts[0],
+                         split=_hash_split(str(rel), valid_fraction, test_fraction)))
+    return rows
+
+
+def voicebank_layout(root: Path) -> list[dict]:
+    """Rows for VoiceBank-DEMAND: ``{clean,noisy}_{trainset_28spk,testset}_wav`` folders of pairs.
+
+    Pairs are fixed mixtures (kind ``pair``), so ``path`` is the noisy file and ``clean`` its
+    reference. The last two training speakers are held out as ``valid``.
+    """
+    root = _require_dir(root, "VoiceBank-DEMAND")
+    rows = []
+    for split_name, folder in (("train", "trainset_28spk_wav"), ("test", "testset_wav")):
+        clean_dir = _require_dir(root / f"clean_{folder}", "VoiceBank clean")
+        noisy_dir = _require_dir(root / f"noisy_{folder}", "VoiceBank noisy")
+        speakers = sorted({p.name.split("_")[0] for p in clean_dir.glob("*.wav")})
+        held_out = set(speakers[-2:]) if split_name == "train" else set()
+        for clean in sorted(clean_dir.glob("*.wav")):
+            noisy = noisy_dir / clean.name
+            if not noisy.exists():
+                raise FileNotFoundError(f"VoiceBank pair without a noisy file: {noisy}")
+            rows.append(dict(id=clean.stem, kind="pair", path=str(noisy), clean=str(clean), duration=_check_wav(noisy),
+                             category="", split="valid" if clean.name.split("_")[0] in held_out else split_name))
+    return rows
+
+
+def write_manifest(rows: list[dict], path: Path) -> None:
+    """Write rows as a SpeechBrain CSV manifest (``ID`` first), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = ["ID"] + [k for k in rows[0] if k != "id"]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({"ID": r["id"], **{k: v for k, v in r.items() if k != "id"}})
+    os.replace(tmp, path)
+
+
+def read_manifest(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [dict(r, id=r.pop("ID")) for r in csv.DictReader(f)]
+
+
+def split_rows(rows: list[dict], split: str) -> tuple[list[dict], list[dict]]:
+    """(speech-or-pair rows, noise rows) of one split; a clear error when the split is empty."""
+    speech = [r for r in rows if r["split"] == split and r["kind"] in ("speech", "pair")]
+    noise = [r for r in rows if r["split"] == split and r["kind"] == "noise"]
+    if not speech:
+        raise ValueError(f"split {split!r} has no speech files")
+    if not noise and not all(r["kind"] == "pair" for r in speech):
+        raise ValueError(f"split {split!r} has no noise files")
+    return speech, noise
+
+
+# --- mixing --------------------------------------------------------------------------
+
+
+def load(path: str) -> np.ndarray:
+    wav, sr = sf.read(path, dtype="float32", always_2d=True)
+    if sr != SAMPLE_RATE:
+        raise ValueError(f"{path}: sample rate {sr} Hz, expected {SAMPLE_RATE} Hz")
+    return wav.mean(axis=1)
+
+
+def active_rms(x: np.ndarray, threshold_db: float = ACTIVE_THRESHOLD_DB, frame: int = 256) -> float:
+    """RMS over the 16 ms frames within ``threshold_db`` of the loudest one."""
+    n = len(x) // frame
+    if n == 0:
+        return float(np.sqrt(np.mean(x.astype(np.float64) ** 2) + 1e-20))
+    energy = (x[: n * frame].astype(np.float64).reshape(n, frame) ** 2).mean(1)
+    active = energy >= energy.max() * 10 ** (threshold_db / 10)
+    return float(np.sqrt(energy[active].mean() + 1e-20))
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2) + 1e-20))
+
+
+def crop(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``length``-sample excerpt; shorter signals are looped."""
+    if len(x) < length:
+        x = np.tile(x, -(-length // len(x)) + 1)
+    start = int(rng.integers(0, len(x) - length + 1))
+    return x[start : start + length]
+
+
+def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, level_db: float) -> dict:
+    """Scale speech to ``level_db`` dBFS active level and noise to ``snr_db`` below it.
+
+    SNR is active speech level over noise RMS. If the mixture would clip, everything is
+    scaled down together, so the SNR is kept.
+    """
+    speech = speech * (10 ** (level_db / 20) / active_rms(speech))
+    noise = noise * (active_rms(speech) / rms(noise) / 10 ** (snr_db / 20))
+    mixture = speech + noise
+    peak = float(np.abs(mixture).max())
+    if peak > 0.99:
+        speech, noise, mixture = (a * (0.99 / peak) for a in (speech, noise, mixture))
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731
+    return dict(noisy=f32(mixture), clean=f32(speech), noise=f32(noise), snr_db=float(snr_db))
+
+
+class NoiseBank:
+    """The noise files of one split, loaded once, with their categories."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+        self.audio = [load(r["path"]) for r in rows]
+
+    def sample(self, length: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        i = int(rng.integers(len(self.rows)))
+        return crop(self.audio[i], length, rng), self.rows[i]["category"]
+
+
+def make_mixture(speech: np.ndarray, bank: NoiseBank, rng: np.random.Generator, length: int | None = None) -> dict:
+    """One mixture: a crop of ``speech`` (whole when ``length`` is None) with random noise, SNR and level."""
+    if length is not None:
+        speech = crop(speech, length, rng)
+    noise, category = bank.sample(len(speech), rng)
+    out = mix(speech, noise, rng.uniform(*SNR_RANGE_DB), rng.uniform(*LEVEL_RANGE_DB))
+    out["category"] = category
+    return out
+
+
+def item_rng(seed: int, item_id: str) -> np.random.Generator:
+    """A generator fixed by ``seed`` and the item's id: the same mixture on every run."""
+    return np.random.default_rng([seed, int(hashlib.sha1(item_id.encode()).hexdigest()[:12], 16)])
+
+
+def fixed_mixtures(rows: list[dict], split: str, seed: int = TEST_SEED, limit: int | None = None):
+    """Yield the deterministic (id, mixture) pairs of a split, whole utterances."""
+    speech, noise = split_rows(rows, split)
+    bank = NoiseBank(noise) if noise else None
+    for r in speech[:limit]:
+        if r["kind"] == "pair":
+            noisy, clean = load(r["path"]), load(r["clean"])
+            yield r["id"], dict(noisy=noisy, clean=clean, noise=noisy - clean, category="", snr_db=float("nan"))
+        else:
+            yield r["id"], make_mixture(load(r["path"]), bank, item_rng(seed, r["id"]))

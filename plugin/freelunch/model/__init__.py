@@ -1,0 +1,5 @@
+"""The network, its gates, the STFT, the losses, the cost model and the skipping engine."""
+from .engine import StreamingEngine
+from .network import ConvFSENet, GateTrace
+
+__all__ = ["ConvFSENet", "GateTrace", "StreamingEngine"]

@@ -1,0 +1,216 @@
+"""Streaming inference engine that does not compute pruned channels.
+
+One numba-compiled call processes every complete hop of a buffer in order, carrying the
+gate moving averages and the depthwise histories between calls. For each frame and block
+it evaluates the gate, then loops over the *active* hidden channels only: their rows of the
+1x1 up-projection, their depthwise taps, and their rows of the (transposed, so contiguous)
+1x1 down-projection. Pruned channels cost nothing but the gate. The STFT, FFTs and
+overlap-add are batched in numpy around that call, so Python overhead is paid per buffer,
+not per hop.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from . import stft as S
+from .network import ConvFSENet
+
+
+@numba.njit(cache=True, fastmath=True)
+def _run_frames(feats, frame0, p, ma_hist, dw_hist, masks_out, gains_out):  # pragma: no cover - compiled
+    (front_w, front_b, up_w, up_b, act1, n1_scale, n1_shift, dw_w, dw_b, act2, n2_scale, n2_shift,
+     down_wt, down_b, g1_w, g1_b, g2_w, g2_b, dilations, back_w, back_b, gated) = p
+    n_frames = feats.shape[0]
+    n_blocks, hidden, channels = up_w.shape
+    kernel = dw_w.shape[2]
+    window = ma_hist.shape[1]
+    hist_len = dw_hist.shape[2]
+    gate_hidden = g1_w.shape[1]
+    x = np.empty(channels, np.float32)
+    avg = np.empty(channels, np.float32)
+    hg = np.empty(gate_hidden, np.float32)
+    h1 = np.zeros(hidden, np.float32)
+    out = np.empty(channels, np.float32)
+    for f in range(n_frames):
+        t = frame0 + f
+        for o in range(channels):
+            acc = front_b[o]
+            for i in range(feats.shape[1]):
+                acc += front_w[o, i] * feats[f, i]
+            x[o] = acc if acc > 0 else 0.0
+        for b in range(n_blocks):
+            if gated:
+                slot = t % window
+                for i in range(channels):
+                    ma_hist[b, slot, i] = x[i]
+                for i in range(channels):
+                    acc = 0.0
+                    for w in range(window):
+                        acc += ma_hist[b, w, i]
+                    avg[i] = acc / window
+                for j in range(gate_hidden):
+                    acc = g1_b[b, j]
+                    for i in range(channels):
+                        acc += g1_w[b, j, i] * avg[i]
+                    hg[j] = acc if acc > 0 else 0.0
+                for c in range(hidden):
+                    acc = g2_b[b, c]
+                    for j in range(gate_hidden):
+                        acc += g2_w[b, c, j] * hg[j]
+                    masks_out[f, b, c] = acc > 0
+            else:
+                for c in range(hidden):
+                    masks_out[f, b, c] = True
+            d = dilations[b]
+            cur = t % hist_len
+            for o in range(channels):
+                out[o] = x[o] + down_b[b, o]
+            for c in range(hidden):
+                if not masks_out[f, b, c]:
+                    dw_hist[b, c, cur] = 0.0
+                    continue
+                acc = up_b[b, c]
+                for i in range(channels):
+                    acc += up_w[b, c, i] * x[i]
+                if acc < 0:
+                    acc *= act1[b, c]
+                v = acc * n1_scale[b, c] + n1_shift[b, c]
+                dw_hist[b, c, cur] = v
+                acc = dw_b[b, c]
+                for k in range(kernel):
+                    lag = (kernel - 1 - k) * d
+                    acc += dw_w[b, c, k] * dw_hist[b, c, (t - lag) % hist_len]
+                if acc < 0:
+                    acc *= act2[b, c]
+                v = acc * n2_scale[b, c] + n2_shift[b, c]
+                for o in range(channels):
+                    out[o] += down_wt[b, c, o] * v
+            for o in range(channels):
+                x[o] = out[o]
+        for o in range(back_b.shape[0]):
+            acc = back_b[o]
+            for i in range(channels):
+                acc += back_w[o, i] * x[i]
+            gains_out[f, o] = 1.0 / (1.0 + np.exp(-acc))
+
+
+def _bn_affine(bn) -> tuple[np.ndarray, np.ndarray]:
+    scale = bn.weight.detach().numpy() / np.sqrt(bn.running_var.detach().numpy() + bn.eps)
+    shift = bn.bias.detach().numpy() - bn.running_mean.detach().numpy() * scale
+    return scale, shift
+
+
+def export_weights(net: ConvFSENet) -> tuple:
+    """Lay out an eval-mode network's weights for the kernel: stacked per block, float32, contiguous."""
+    cfg = net.config
+    f32 = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.float32))  # noqa: E731
+    blocks = net.blocks
+    stack = lambda fn: f32(np.stack([fn(b) for b in blocks]))  # noqa: E731
+    n1 = [_bn_affine(b.norm1) for b in blocks]
+    n2 = [_bn_affine(b.norm2) for b in blocks]
+    w = lambda m: m.weight.detach().numpy()  # noqa: E731
+    prelu = lambda a, n: np.broadcast_to(w(a), (n,))  # noqa: E731
+    hidden, channels = cfg["hidden"], cfg["channels"]
+    if net.gated:
+        gates = net.gates
+        g1_w = f32(np.stack([w(g.net[0])[:, :, 0] for g in gates]))
+        g1_b = f32(np.stack([g.net[0].bias.detach().numpy() for g in gates]))
+        g2_w = f32(np.stack([w(g.net[2])[:, :, 0] for g in gates]))
+        g2_b = f32(np.stack([g.net[2].bias.detach().numpy() for g in gates]))
+    else:
+        g1_w = np.zeros((len(blocks), 1, channels), np.float32)
+        g1_b = np.zeros((len(blocks), 1), np.float32)
+        g2_w = np.zeros((len(blocks), hidden, 1), np.float32)
+        g2_b = np.zeros((len(blocks), hidden), np.float32)
+    return (
+        f32(w(net.frontend)[:, :, 0]), f32(net.frontend.bias.detach().numpy()),
+        stack(lambda b: w(b.up)[:, :, 0]), stack(lambda b: b.up.bias.detach().numpy()),
+        stack(lambda b: prelu(b.act1, hidden)),
+        f32(np.stack([s for s, _ in n1])), f32(np.stack([s for _, s in n1])),
+        stack(lambda b: w(b.depthwise)[:, 0, :]), stack(lambda b: b.depthwise.bias.detach().numpy()),
+        stack(lambda b: prelu(b.act2, hidden)),
+        f32(np.stack([s for s, _ in n2])), f32(np.stack([s for _, s in n2])),
+        stack(lambda b: w(b.down)[:, :, 0].T), stack(lambda b: b.down.bias.detach().numpy()),
+        g1_w, g1_b, g2_w, g2_b,
+        np.array([b.depthwise.dilation[0] for b in blocks], np.int64),
+        f32(w(net.backend)[:, :, 0]), f32(net.backend.bias.detach().numpy()),
+        bool(net.gated),
+    )
+
+
+class StreamingEngine:
+    """Hop-by-hop enhancer for 16 kHz mono float32 audio, with state carried across calls.
+
+    ``process(x)`` returns ``len(x)`` samples: the enhanced signal delayed by ``latency``
+    (511) samples, exactly as one call over the concatenated input would. Each completed
+    frame's gate masks are appended to ``frames`` for the probes.
+
+    >>> eng = StreamingEngine(ConvFSENet().eval())
+    >>> y = eng.process(np.zeros(1000, np.float32)); y.shape
+    (1000,)
+    """
+
+    latency = S.N_FFT - 1
+
+    def __init__(self, net: ConvFSENet):
+        net = net.eval()
+        self.params = export_weights(net)
+        self.config = net.config
+        self.compression = net.compression
+        self._window_a = S.analysis_window()
+        self._window_s = S.synthesis_window()
+        self.reset()
+
+    def reset(self) -> None:
+        cfg = self.config
+        n_blocks = cfg["stacks"] * len(cfg["dilations"])
+        hist_len = (cfg["kernel"] - 1) * max(cfg["dilations"]) + 1
+        self._ma_hist = np.zeros((n_blocks, cfg["gate_window"], cfg["channels"]), np.float32)
+        self._dw_hist = np.zeros((n_blocks, cfg["hidden"], hist_len), np.float32)
+        self._input = np.zeros(S.N_FFT - S.HOP, np.float32)  # previous half frame + pending samples
+        self._ola = np.zeros(S.N_FFT - S.HOP, np.float32)
+        # Output FIFO primed with zeros: the first frame's pad region is dropped, the rest of
+        # the latency covers the hop that is still being filled.
+        self._pending_out = np.zeros(self.latency, np.float32)
+        self._skip = S.N_FFT - S.HOP
+        self.frame_index = 0
+
+    def process_frames(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Feed samples; return (enhanced samples emitted, masks (F, blocks, hidden) bool, frame indices)."""
+        buf = np.concatenate([self._input, np.asarray(x, np.float32)])
+        n = (len(buf) - (S.N_FFT - S.HOP)) // S.HOP
+        n_blocks = self._ma_hist.shape[0]
+        masks = np.zeros((n, n_blocks, self.config["hidden"]), np.bool_)
+        if n == 0:
+            self._input = buf
+            return np.zeros(0, np.float32), masks, np.zeros(0, np.int64)
+        frames = np.lib.stride_tricks.sliding_window_view(buf[: (n + 1) * S.HOP], S.N_FFT)[:: S.HOP]
+        spec = np.fft.rfft(frames * self._window_a, axis=-1).astype(np.complex64)  # (n, 257)
+        feats = ((np.abs(spec) + np.float32(1e-12)) ** np.float32(self.compression)).astype(np.float32)
+        gains = np.empty((n, S.N_BINS), np.float32)
+        _run_frames(feats, self.frame_index, self.params, self._ma_hist, self._dw_hist, masks, gains)
+        out_frames = np.fft.irfft(spec * gains, n=S.N_FFT, axis=-1).astype(np.float32) * self._window_s
+        half = S.N_FFT - S.HOP
+        emitted = np.empty(n * S.HOP, np.float32)
+        ola = self._ola
+        for i in range(n):  # overlap-add: first half completes a hop, second half waits
+            emitted[i * S.HOP : (i + 1) * S.HOP] = ola + out_frames[i, :half]
+            ola = out_frames[i, half:]
+        self._ola = ola.copy()
+        self._input = buf[n * S.HOP :].copy()
+        index = np.arange(self.frame_index, self.frame_index + n)
+        self.frame_index += n
+        return emitted, masks, index
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        emitted, _, _ = self.process_frames(x)
+        return self.push_output(emitted, len(x))
+
+    def push_output(self, emitted: np.ndarray, n_out: int) -> np.ndarray:
+        """Queue emitted samples (dropping the first pad region) and pop ``n_out`` of them."""
+        drop = min(self._skip, len(emitted))
+        self._skip -= drop
+        self._pending_out = np.concatenate([self._pending_out, emitted[drop:]])
+        out, self._pending_out = self._pending_out[:n_out], self._pending_out[n_out:]
+        return out

@@ -1,0 +1,51 @@
+"""Training losses: the SE loss of Conv-FSENet and the DynCP gate-sparsity loss."""
+from __future__ import annotations
+
+import torch
+
+from . import stft as S
+
+
+def active_level(clean: torch.Tensor, threshold_db: float = -40.0) -> torch.Tensor:
+    """RMS of the clean speech over its active 16 ms frames, (B, 1).
+
+    A frame is active when its energy is within ``threshold_db`` of the loudest frame, so
+    leading and trailing silence do not dilute the level.
+    """
+    frames = clean.unfold(-1, S.HOP, S.HOP)  # (B, T, 256)
+    energy = frames.pow(2).mean(-1)  # (B, T)
+    active = energy >= energy.amax(-1, keepdim=True) * 10 ** (threshold_db / 10)
+    level = (energy * active).sum(-1) / active.sum(-1).clamp(min=1)
+    return level.clamp(min=1e-10).sqrt().unsqueeze(-1)
+
+
+def se_loss(
+    enhanced_spec: torch.Tensor, clean: torch.Tensor, power: float = 0.3, complex_weight: float = 0.3
+) -> torch.Tensor:
+    """Power-compressed complex + magnitude MSE, normalised by the active speech level.
+
+    Both spectra are divided by the clean speech's active level first, so the loss does not
+    depend on the mixture's gain: ``w * MSE(|S|^p e^{jS}, |Y|^p e^{jY}) + (1-w) * MSE(|S|^p, |Y|^p)``.
+    """
+    level = active_level(clean).unsqueeze(-1)  # (B, 1, 1)
+    target = S.stft(clean) / level
+    estimate = enhanced_spec / level
+    t_mag, e_mag = S.compress(target, power), S.compress(estimate, power)
+    t_c = t_mag * torch.exp(1j * target.angle())
+    e_c = e_mag * torch.exp(1j * estimate.angle())
+    complex_term = (t_c - e_c).abs().pow(2).mean()
+    magnitude_term = (t_mag - e_mag).pow(2).mean()
+    return complex_weight * complex_term + (1 - complex_weight) * magnitude_term
+
+
+def sparsity_loss(masks: torch.Tensor, target_usage: float) -> torch.Tensor:
+    """L_DCP = mean over blocks of max(0, u_b - Φ)², u_b = block b's usage over batch and frames.
+
+    Why this form: a one-sided (hinge) penalty only pushes usage down while it exceeds the
+    budget Φ, so a block that can do with fewer channels is free to, and the squared hinge
+    gives a gradient that shrinks smoothly as the budget is met. Usage is taken per block so
+    that no block can spend the whole budget of the others. ``masks``: (B, blocks, hidden, T),
+    binary in the forward pass with straight-through gradients.
+    """
+    usage = masks.mean(dim=(0, 2, 3))  # (blocks,)
+    return torch.relu(usage - target_usage).pow(2).mean()

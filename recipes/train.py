@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Train the causal DynCP Conv-FSENet with SE loss + gate-sparsity loss.
+
+    python recipes/train.py hparams/train.yaml --target_usage 0.25 --output_folder results/balanced
+
+The story: prepare manifests for the data pack, build the dynamic-mixing pipelines, then
+fit. Epochs run dense first (gates computed, but every channel kept), then the usage
+budget Φ ramps from 1 to its target. The checkpoint kept is the best valid PESQ among those
+within the budget; an interrupted run resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from freelunch import data, metrics
+from freelunch.model.losses import se_loss, sparsity_loss
+
+sys.path.insert(0, os.path.dirname(__file__))
+from prepare import prepare  # noqa: E402
+
+
+class EnhanceBrain(sb.Brain):
+    def compute_forward(self, batch, stage):
+        batch = batch.to(self.device)
+        noisy, _ = batch.noisy
+        return self.modules.model(noisy, force_dense=self.dense_phase)
+
+    def compute_objectives(self, predictions, batch, stage):
+        enhanced, enhanced_spec, trace = predictions
+        clean, _ = batch.clean
+        se = se_loss(enhanced_spec, clean, self.hparams.compression, self.hparams.complex_weight)
+        loss = se
+        if self.hparams.gated and not self.dense_phase:
+            loss = loss + self.hparams.sparsity_weight * sparsity_loss(trace.masks, self.phi)
+        self.usage.append(trace.usage.mean().item())
+        if stage != sb.Stage.TRAIN:
+            for est, ref in zip(enhanced.detach().cpu().numpy(), clean.cpu().numpy()):
+                self.scores.append(metrics.quality(est, ref))
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        self.usage, self.scores = [], []
+        if epoch is not None:
+            warmup, ramp = self.hparams.dense_warmup_epochs, self.hparams.usage_ramp_epochs
+            self.dense_phase = self.hparams.gated is False or epoch <= warmup
+            progress = min(1.0, max(0.0, (epoch - warmup) / max(ramp, 1)))
+            self.phi = 1.0 + progress * (self.hparams.target_usage - 1.0)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        stats = {"loss": stage_loss, "usage": float(np.mean(self.usage))}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        for key in ("pesq", "stoi", "si_sdr"):
+            stats[key] = float(np.nanmean([s[key] for s in self.scores]))
+        # Best = valid PESQ, penalised when usage exceeds the final budget (+ slack), so an
+        # early dense checkpoint never wins over a gated one that meets the budget.
+        excess = max(0.0, stats["usage"] - self.hparams.target_usage - self.hparams.usage_slack)
+        stats["score"] = stats["pesq"] - 10.0 * excess if self.hparams.gated else stats["pesq"]
+        if stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing(epoch)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": old_lr, "phi": round(self.phi, 4), "dense": self.dense_phase},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["score"], num_to_keep=1)
+        else:
+            self.hparams.train_logger.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
+
+
+def dataio_prep(hparams):
+    """Training items: random crops mixed on the fly. Valid items: whole utterances, fixed by seed."""
+    folder = hparams["manifest_folder"]
+
+    def load_split(split):
+        speech = data.read_manifest(os.path.join(folder, f"{split}.csv"))
+        return speech, data.NoiseBank(data.read_manifest(os.path.join(folder, f"{split}_noise.csv")))
+
+    train_speech, train_bank = load_split("train")
+    valid_speech, valid_bank = load_split("valid")
+    crop_len = int(hparams["crop_seconds"] * data.SAMPLE_RATE)
+    rng = np.random.default_rng(torch.initial_seed() % 2**32)
+    outputs = ["id", "noisy", "clean"]
+
+    def to_item(m):
+        return torch.from_numpy(m["noisy"]), torch.from_numpy(m["clean"])
+
+    @sb.utils.data_pipeline.takes("path")
+    @sb.utils.data_pipeline.provides("noisy", "clean")
+    def train_pipeline(path):
+        yield from to_item(data.make_mixture(data.load(path), train_bank, rng, crop_len))
+
+    @sb.utils.data_pipeline.takes("id", "path")
+    @sb.utils.data_pipeline.provides("noisy", "clean")
+    def valid_pipeline(item_id, path):
+        rng_item = data.item_rng(hparams["valid_seed"], item_id)
+        yield from to_item(data.make_mixture(data.load(path), valid_bank, rng_item))
+
+    train_dict = {
+        f"{r['id']}#{k}": {"path": r["path"]} for r in train_speech for k in range(hparams["crops_per_utterance"])
+    }
+    valid_dict = {r["id"]: {"path": r["path"]} for r in valid_speech[: hparams["valid_limit"]]}
+    train = sb.dataio.dataset.DynamicItemDataset(train_dict, [train_pipeline], outputs)
+    valid = sb.dataio.dataset.DynamicItemDataset(valid_dict, [valid_pipeline], outputs)
+    return train, valid
+
+
+def warm_start(hparams):
+    """Start from another run's weights (e.g. a dense warm-up) unless this run has its own checkpoint."""
+    path = hparams["warm_start"]
+    if path and hparams["checkpointer"].find_checkpoint() is None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = hparams["model"].load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("gates.") for k in missing):
+            raise ValueError(f"warm start {path} does not fit this network: missing {missing}, unexpected {unexpected}")
+
+
+if __name__ == "__main__":
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    with open(hparams_file) as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
+    )
+    if not os.path.exists(os.path.join(hparams["manifest_folder"], "valid.csv")):
+        sb.utils.distributed.run_on_main(prepare, args=["pack", [hparams["data_root"]], hparams["manifest_folder"]])
+    train_set, valid_set = dataio_prep(hparams)
+    warm_start(hparams)
+    brain = EnhanceBrain(
+        modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
+        run_opts=run_opts, checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        brain.hparams.epoch_counter, train_set, valid_set,
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
