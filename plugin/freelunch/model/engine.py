@@ -139,50 +139,76 @@ def export_weights(net: ConvFSENet) -> tuple:
     )
 
 
+class DelayLine:
+    """A FIFO primed with ``delay`` zeros: push any number of samples, pop exactly as many as asked.
+
+    It turns a stream that is aligned but withheld (frames wait for a full hop) into
+    fixed-length blocks delayed by exactly ``delay`` samples. ``delay`` must cover the
+    most the stream ever withholds.
+    """
+
+    def __init__(self, delay: int, channels: int = 1):
+        self.delay = delay
+        self._buf = np.zeros((channels, delay), np.float32)
+
+    def push_pop(self, x: np.ndarray, n_out: int) -> np.ndarray:
+        """x: (channels, n) -> (channels, n_out)."""
+        buf = np.concatenate([self._buf, x], axis=1)
+        if buf.shape[1] < n_out:
+            raise RuntimeError(f"delay line underflow: {buf.shape[1]} < {n_out}; the delay is too short")
+        self._buf = buf[:, n_out:]
+        return buf[:, :n_out]
+
+
 class StreamingEngine:
     """Hop-by-hop enhancer for 16 kHz mono float32 audio, with state carried across calls.
 
-    ``process(x)`` returns ``len(x)`` samples: the enhanced signal delayed by ``latency``
-    (511) samples, exactly as one call over the concatenated input would. Each completed
-    frame's gate masks are appended to ``frames`` for the probes.
+    ``process_frames(x)`` returns the enhanced samples completed so far: sample ``i`` of the
+    concatenated output is the enhancement of input sample ``i`` (no delay, but up to
+    ``latency`` samples are held back until their frames are complete), plus each new
+    frame's gate masks. ``process(x)`` returns exactly ``len(x)`` samples delayed by
+    ``latency``, for callers that need fixed-size blocks.
+
+    ``gain_floor`` bounds how much any bin can be attenuated (an attenuation limit).
 
     >>> eng = StreamingEngine(ConvFSENet().eval())
-    >>> y = eng.process(np.zeros(1000, np.float32)); y.shape
+    >>> eng.process(np.zeros(1000, np.float32)).shape
     (1000,)
     """
 
     latency = S.N_FFT - 1
 
-    def __init__(self, net: ConvFSENet):
+    def __init__(self, net: ConvFSENet, gain_floor: float = 0.0):
         net = net.eval()
         self.params = export_weights(net)
         self.config = net.config
         self.compression = net.compression
+        self.gain_floor = np.float32(gain_floor)
         self._window_a = S.analysis_window()
         self._window_s = S.synthesis_window()
         self.reset()
 
+    @property
+    def n_blocks(self) -> int:
+        return self.config["stacks"] * len(self.config["dilations"])
+
     def reset(self) -> None:
         cfg = self.config
-        n_blocks = cfg["stacks"] * len(cfg["dilations"])
         hist_len = (cfg["kernel"] - 1) * max(cfg["dilations"]) + 1
-        self._ma_hist = np.zeros((n_blocks, cfg["gate_window"], cfg["channels"]), np.float32)
-        self._dw_hist = np.zeros((n_blocks, cfg["hidden"], hist_len), np.float32)
+        self._ma_hist = np.zeros((self.n_blocks, cfg["gate_window"], cfg["channels"]), np.float32)
+        self._dw_hist = np.zeros((self.n_blocks, cfg["hidden"], hist_len), np.float32)
         self._input = np.zeros(S.N_FFT - S.HOP, np.float32)  # previous half frame + pending samples
         self._ola = np.zeros(S.N_FFT - S.HOP, np.float32)
-        # Output FIFO primed with zeros: the first frame's pad region is dropped, the rest of
-        # the latency covers the hop that is still being filled.
-        self._pending_out = np.zeros(self.latency, np.float32)
-        self._skip = S.N_FFT - S.HOP
+        self._skip = S.N_FFT - S.HOP  # the first frame's left-pad region is not part of the output
+        self._delay = DelayLine(self.latency)
         self.frame_index = 0
 
     def process_frames(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Feed samples; return (enhanced samples emitted, masks (F, blocks, hidden) bool, frame indices)."""
+        """Feed samples; return (newly completed output samples, masks (F, blocks, hidden) bool, frame indices)."""
         buf = np.concatenate([self._input, np.asarray(x, np.float32)])
         n = (len(buf) - (S.N_FFT - S.HOP)) // S.HOP
-        n_blocks = self._ma_hist.shape[0]
-        masks = np.zeros((n, n_blocks, self.config["hidden"]), np.bool_)
-        if n == 0:
+        masks = np.zeros((max(n, 0), self.n_blocks, self.config["hidden"]), np.bool_)
+        if n <= 0:
             self._input = buf
             return np.zeros(0, np.float32), masks, np.zeros(0, np.int64)
         frames = np.lib.stride_tricks.sliding_window_view(buf[: (n + 1) * S.HOP], S.N_FFT)[:: S.HOP]
@@ -190,27 +216,23 @@ class StreamingEngine:
         feats = ((np.abs(spec) + np.float32(1e-12)) ** np.float32(self.compression)).astype(np.float32)
         gains = np.empty((n, S.N_BINS), np.float32)
         _run_frames(feats, self.frame_index, self.params, self._ma_hist, self._dw_hist, masks, gains)
+        if self.gain_floor > 0:
+            np.maximum(gains, self.gain_floor, out=gains)
         out_frames = np.fft.irfft(spec * gains, n=S.N_FFT, axis=-1).astype(np.float32) * self._window_s
         half = S.N_FFT - S.HOP
         emitted = np.empty(n * S.HOP, np.float32)
         ola = self._ola
-        for i in range(n):  # overlap-add: first half completes a hop, second half waits
+        for i in range(n):  # overlap-add: the first half completes a hop, the second half waits
             emitted[i * S.HOP : (i + 1) * S.HOP] = ola + out_frames[i, :half]
             ola = out_frames[i, half:]
         self._ola = ola.copy()
         self._input = buf[n * S.HOP :].copy()
         index = np.arange(self.frame_index, self.frame_index + n)
         self.frame_index += n
-        return emitted, masks, index
+        drop = min(self._skip, len(emitted))
+        self._skip -= drop
+        return emitted[drop:], masks, index
 
     def process(self, x: np.ndarray) -> np.ndarray:
         emitted, _, _ = self.process_frames(x)
-        return self.push_output(emitted, len(x))
-
-    def push_output(self, emitted: np.ndarray, n_out: int) -> np.ndarray:
-        """Queue emitted samples (dropping the first pad region) and pop ``n_out`` of them."""
-        drop = min(self._skip, len(emitted))
-        self._skip -= drop
-        self._pending_out = np.concatenate([self._pending_out, emitted[drop:]])
-        out, self._pending_out = self._pending_out[:n_out], self._pending_out[n_out:]
-        return out
+        return self._delay.push_pop(emitted[None], len(x))[0]

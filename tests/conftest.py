@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+import torch
+
+from freelunch.model import ConvFSENet
+
+
+def make_net(gated: bool = True, usage_bias: float = 0.0, seed: int = 0) -> ConvFSENet:
+    """A random eval-mode network whose BatchNorm statistics are not the identity.
+
+    ``usage_bias`` shifts the gates' output bias, which moves usage away from ~50 %.
+    """
+    torch.manual_seed(seed)
+    net = ConvFSENet(gated=gated)
+    for block in net.blocks:
+        for bn in (block.norm1, block.norm2):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.data.uniform_(0.5, 1.5)
+            bn.bias.data.uniform_(-0.2, 0.2)
+    if gated:
+        for gate in net.gates:
+            gate.net[2].bias.data += usage_bias
+    return net.eval()
+
+
+@pytest.fixture(scope="session")
+def speechlike():
+    """Two seconds of a harmonic tone with a syllable envelope plus noise, 16 kHz float32."""
+    rng = np.random.default_rng(1)
+    t = np.arange(32000) / 16000
+    voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 8))
+    envelope = np.clip(np.sin(2 * np.pi * 2.5 * t), 0, None)
+    return (0.2 * voice * envelope + 0.03 * rng.standard_normal(len(t))).astype(np.float32)

@@ -1,0 +1,152 @@
+"""The network and the skipping engine: shapes, causality, streaming, exactness, gradients, cost."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_net
+from freelunch.model import StreamingEngine
+from freelunch.model import stft as S
+from freelunch.model.cost import frame_macs
+from freelunch.model.losses import se_loss, sparsity_loss
+
+
+def offline(net, x: np.ndarray, masks=None) -> np.ndarray:
+    with torch.no_grad():
+        y, _, _ = net(torch.from_numpy(x)[None], masks=masks)
+    return y[0].numpy()
+
+
+def stream(engine: StreamingEngine, x: np.ndarray, buffer_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Enhance x in buffers plus a flush; return the output aligned with x and all masks."""
+    engine.reset()
+    padded = np.concatenate([x, np.zeros(engine.latency, np.float32)])
+    outs, masks = [], []
+    for i in range(0, len(padded), buffer_size):
+        emitted, m, _ = engine.process_frames(padded[i : i + buffer_size])
+        outs.append(emitted)
+        masks.append(m)
+    return np.concatenate(outs)[: len(x)], np.concatenate(masks)
+
+
+@pytest.mark.parametrize("n", [1, 100, 255, 256, 257, 16000, 16001])
+def test_output_length_and_frames(n):
+    net = make_net()
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32) * 0.1
+    with torch.no_grad():
+        y, spec, trace = net(torch.from_numpy(x)[None])
+    assert y.shape == (1, n)
+    assert spec.shape == (1, S.N_BINS, S.n_frames(n))
+    assert trace.masks.shape == (1, 9, 256, S.n_frames(n))
+    assert trace.usage.shape == (1, 9, S.n_frames(n))
+
+
+def test_stft_reconstructs_exactly():
+    x = torch.randn(2, 12345)
+    assert torch.allclose(S.istft(S.stft(x), 12345), x, atol=1e-5)
+
+
+def test_causal_future_samples_never_change_the_past(speechlike):
+    net = make_net()
+    k = 20000
+    changed = speechlike.copy()
+    changed[k:] = np.random.default_rng(0).standard_normal(len(changed) - k)
+    a, b = offline(net, speechlike), offline(net, changed)
+    # An output sample needs its input up to the end of the frame that completes it.
+    horizon = k - (S.N_FFT - 1)
+    np.testing.assert_array_equal(a[:horizon], b[:horizon])
+    assert np.abs(a[k:] - b[k:]).max() > 1e-3
+
+
+@pytest.mark.parametrize("buffer_size", [1, 37, 256, 512, 1000, 8192])
+def test_streaming_equals_offline(speechlike, buffer_size):
+    net = make_net()
+    engine = StreamingEngine(net)
+    y_stream, masks = stream(engine, speechlike, buffer_size)
+    y_once, masks_once = stream(engine, speechlike, len(speechlike) + engine.latency)
+    np.testing.assert_array_equal(masks, masks_once)
+    np.testing.assert_allclose(y_stream, y_once, atol=1e-6)
+    # And the torch network, given the engine's gate decisions, agrees to float tolerance.
+    forced = torch.from_numpy(masks[: S.n_frames(len(speechlike))].transpose(1, 2, 0)[None].astype(np.float32))
+    np.testing.assert_allclose(y_stream, offline(net, speechlike, forced), atol=1e-4)
+
+
+def test_engine_gates_agree_with_torch_gates(speechlike):
+    net = make_net()
+    with torch.no_grad():
+        _, _, trace = net(torch.from_numpy(speechlike)[None])
+    _, masks = stream(StreamingEngine(net), speechlike, 4096)
+    torch_masks = trace.masks[0].numpy().transpose(2, 0, 1).astype(bool)
+    agreement = (masks[: torch_masks.shape[0]] == torch_masks).mean()
+    assert agreement > 0.999
+
+
+def test_pruned_channels_are_never_computed(speechlike):
+    """Poison the weights of channels whose gate is shut: a skipping engine never reads them."""
+    net = make_net()
+    shut = [0, 5, 77, 200]
+    for gate in net.gates:
+        gate.net[2].bias.data[shut] = -1e6
+    reference, masks = stream(StreamingEngine(net), speechlike, 512)
+    assert not masks[:, :, shut].any() and masks.mean() > 0.2
+    engine = StreamingEngine(net)
+    up_w, down_wt, dw_w = engine.params[2], engine.params[12], engine.params[7]
+    up_w[:, shut] = np.nan
+    down_wt[:, shut] = np.nan
+    dw_w[:, shut] = np.nan
+    poisoned, _ = stream(engine, speechlike, 512)
+    assert np.isfinite(poisoned).all()
+    np.testing.assert_array_equal(poisoned, reference)
+
+
+def test_dense_network_streams_like_offline(speechlike):
+    net = make_net(gated=False)
+    y, masks = stream(StreamingEngine(net), speechlike, 700)
+    assert masks.all()
+    np.testing.assert_allclose(y, offline(net, speechlike), atol=1e-4)
+
+
+def test_gradients_reach_gates_through_the_surrogate(speechlike):
+    net = make_net().train()
+    noisy = torch.from_numpy(speechlike)[None]
+    _, spec, trace = net(noisy)
+    loss = se_loss(spec, noisy * 0.5) + sparsity_loss(trace.masks, 0.25)
+    loss.backward()
+    for gate in net.gates:
+        for p in gate.parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_sparsity_loss_is_a_hinge_on_block_usage():
+    masks = torch.zeros(1, 2, 4, 10)
+    masks[:, 0] = 1.0  # block 0 fully used, block 1 empty
+    assert sparsity_loss(masks, 0.25).item() == pytest.approx((0.75**2 + 0.0) / 2)
+    assert sparsity_loss(torch.zeros(1, 2, 4, 10), 0.25).item() == 0.0
+
+
+def test_dense_macs_match_a_count_by_hand():
+    config = make_net().config
+    by_hand = 257 * 128 + 9 * (128 * 256 + 256 * 3 + 256 * 128) + 128 * 257
+    assert frame_macs(config)["total"] == by_hand == 662528
+    gated = frame_macs(config, np.full(9, 0.25))
+    assert gated["gates"] == 9 * (128 * 64 + 64 * 256)
+    assert gated["total"] == 257 * 128 * 2 + 9 * 64 * (128 + 3 + 128) + gated["gates"]
+
+
+def test_fixed_size_blocks_are_delayed_by_the_latency(speechlike):
+    engine = StreamingEngine(make_net())
+    aligned, _ = stream(engine, speechlike, 4096)
+    engine.reset()
+    blocks = np.concatenate([engine.process(speechlike[i : i + 300]) for i in range(0, len(speechlike), 300)])
+    assert blocks.shape == speechlike.shape
+    np.testing.assert_array_equal(blocks[: engine.latency], 0)
+    np.testing.assert_allclose(blocks[engine.latency :], aligned[: -engine.latency], atol=1e-6)
+
+
+def test_gain_floor_limits_attenuation(speechlike):
+    net = make_net()
+    net.backend.bias.data[:] = -30.0  # the network wants to remove everything
+    silent, _ = stream(StreamingEngine(net), speechlike, 4096)
+    floored, _ = stream(StreamingEngine(net, gain_floor=0.1), speechlike, 4096)
+    assert np.abs(silent).max() < 1e-6
+    ratio = np.sqrt(np.mean(floored[4000:-4000] ** 2) / np.mean(speechlike[4000:-4000] ** 2))
+    assert ratio == pytest.approx(0.1, rel=0.05)
