@@ -32,3 +32,25 @@ def speechlike():
     voice = sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 8))
     envelope = np.clip(np.sin(2 * np.pi * 2.5 * t), 0, None)
     return (0.2 * voice * envelope + 0.03 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def random_preset(tmp_path_factory):
+    """A preset folder holding random weights and random probes: tests the mechanics only."""
+    from freelunch import presets
+    from freelunch.probes.linear import LinearProbes, Probe, TASKS
+
+    folder = tmp_path_factory.mktemp("presets") / "random"
+    net = make_net()
+    rng = np.random.default_rng(0)
+    names = ["rain", "music", "traffic"]
+    probes = {}
+    for task in TASKS:
+        k = len(names) if task == "noise_category" else 1
+        index = np.sort(rng.choice(9 * 256, 64, replace=False))
+        probes[task] = Probe(index, rng.standard_normal((64, k)).astype(np.float32), np.zeros(k, np.float32))
+    staging = tmp_path_factory.mktemp("staging")
+    LinearProbes(probes, names).save(staging)
+    extra = {n: staging / n for n in (LinearProbes.FILE, LinearProbes.META)}
+    presets.save(folder, net, {"name": "random", "target_usage": 0.25}, extra)
+    return folder

@@ -17,7 +17,7 @@ from . import stft as S
 from .network import ConvFSENet
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _run_frames(feats, frame0, p, ma_hist, dw_hist, masks_out, gains_out):  # pragma: no cover - compiled
     (front_w, front_b, up_w, up_b, act1, n1_scale, n1_shift, dw_w, dw_b, act2, n2_scale, n2_shift,
      down_wt, down_b, g1_w, g1_b, g2_w, g2_b, dilations, back_w, back_b, gated) = p

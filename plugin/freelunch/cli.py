@@ -1,0 +1,173 @@
+"""The ``freelunch`` command line: thin click wrappers over the library."""
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import click
+
+from . import presets as preset_store
+
+USER_ERRORS = (ValueError, TypeError, OSError, KeyError)
+
+
+def fail_cleanly(fn):
+    """Turn a user error into one line and exit status 1, instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            raise click.ClickException(str(e) or type(e).__name__) from None
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="freelunch")
+def main():
+    """freelunch: speech enhancement whose pruning gates tell you what is in the audio."""
+
+
+def collect_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
+    """(file, path relative to the output folder) for every audio file named or inside a named folder."""
+    from .files import AUDIO_EXTENSIONS, check_input
+
+    found = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+            if not files:
+                raise ValueError(f"no audio files in folder {item}")
+            found += [(p, p.relative_to(item)) for p in files]
+        else:
+            found.append((check_input(item), Path(item.name)))
+    return found
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Output file (one input) or folder.")
+@click.option("--preset", default="balanced", show_default=True, help="Preset name or folder.")
+@click.option("--labels", "label_formats", multiple=True, help="Also write labels in this format (repeatable).")
+@click.option("--attenuation-limit", type=float, default=None, help="Most noise reduction in dB.")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Files processed in parallel.")
+@fail_cleanly
+def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite, jobs):
+    """Enhance audio files or folders, keeping each file's format, rate and channels."""
+    from .effect import DynCPEnhancer
+    from .export import check_format, export, label_path
+    from .files import AUDIO_EXTENSIONS, enhance_file, open_audio
+
+    for fmt in label_formats:
+        check_format(fmt)
+    pairs = collect_inputs(inputs)
+    out = Path(output)
+    single = len(pairs) == 1 and out.suffix.lower() in AUDIO_EXTENSIONS
+    if not single:
+        out.mkdir(parents=True, exist_ok=True)
+    jobs_list = [(src, out if single else out / rel) for src, rel in pairs]
+    DynCPEnhancer.from_preset(preset, attenuation_limit_db=attenuation_limit)  # fail early on a bad preset
+    total = 0
+    for src, _ in jobs_list:
+        with open_audio(src) as f:
+            total += f.frames
+
+    def run(job, bar):
+        src, dst = job
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fx = DynCPEnhancer.from_preset(preset, attenuation_limit_db=attenuation_limit)
+        track = enhance_file(src, dst, fx, overwrite=overwrite, progress=bar.update)
+        for fmt in label_formats:
+            export(track, label_path(dst, fmt), fmt, audio_path=dst)
+        return dst
+
+    with click.progressbar(length=total, label="enhancing", file=sys.stderr) as bar:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for dst in pool.map(lambda j: run(j, bar), jobs_list):
+                click.echo(str(dst))
+
+
+@main.command("labels")
+@click.argument("input_path")
+@click.option("--format", "formats", multiple=True, required=True, help="Label format (repeatable).")
+@click.option("-o", "--output", default=None, help="Output file or folder (default: beside the input).")
+@click.option("--preset", default="balanced", show_default=True)
+@fail_cleanly
+def labels(input_path, formats, output, preset):
+    """Write properties as labels or markers, without writing audio."""
+    from .effect import DynCPEnhancer
+    from .export import check_format, export, label_path
+    from .files import check_input, stream_file
+
+    for fmt in formats:
+        check_format(fmt)
+    src = check_input(Path(input_path))
+    fx = DynCPEnhancer.from_preset(preset)
+    stream_file(src, fx, None)
+    for fmt in formats:
+        dst = label_path(src if output is None else Path(output) / src.name, fmt) if (
+            output is None or Path(output).is_dir() or len(formats) > 1) else Path(output)
+        if dst.resolve() == src.resolve():
+            raise ValueError(f"label output {dst} would overwrite the input")
+        export(fx.properties, dst, fmt, audio_path=src)
+        click.echo(str(dst))
+
+
+@main.command("presets")
+@click.option("--json", "as_json", is_flag=True)
+@fail_cleanly
+def list_presets(as_json):
+    """List the shipped presets with their test-split metrics."""
+    rows = {}
+    for name in preset_store.available():
+        folder = preset_store.resolve(name)
+        metrics_file = folder / "metrics.json"
+        rows[name] = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for name, m in rows.items():
+        enhanced = m.get("enhanced", {})
+        click.echo(f"{name:10s} PESQ-WB {enhanced.get('pesq', float('nan')):.2f}  usage {m.get('usage', float('nan')):.2f}"
+                   f"  MAC/frame {m.get('macs_gated', float('nan')):,.0f}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
+@click.option("--out", "out_dir", default=None, help="Also write report.json and report.md here.")
+@click.option("--seconds", type=float, default=60.0, show_default=True, help="Test-split audio to time on.")
+@click.option("--data", "data_root", default=None, help="Data pack (default ../shared/data).")
+@fail_cleanly
+def bench(as_json, out_dir, seconds, data_root):
+    """Speed and cost of the dense and gated models on test-split mixtures, one thread."""
+    from .bench import markdown, run_bench
+
+    report = run_bench(seconds=seconds, data_root=data_root)
+    if out_dir:
+        from .export.common import write_text_atomic
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        write_text_atomic(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
+        write_text_atomic(Path(out_dir) / "report.md", markdown(report))
+    click.echo(json.dumps(report, indent=2) if as_json else markdown(report))
+
+
+@main.command()
+@click.option("--preset", default="balanced", show_default=True)
+@click.option("--split", type=click.Choice(["valid", "test"]), default="test", show_default=True)
+@click.option("--limit", type=int, default=None, help="Score only the first N mixtures.")
+@click.option("--data", "data_root", default=None, help="Data pack (default ../shared/data).")
+@click.option("--json", "as_json", is_flag=True)
+@fail_cleanly
+def evaluate(preset, split, limit, data_root, as_json):
+    """Score a preset on the fixed mixtures of a split."""
+    from .evaluate import evaluate_preset, markdown
+
+    report = evaluate_preset(preset, split=split, limit=limit, data_root=data_root)
+    click.echo(json.dumps(report, indent=2) if as_json else markdown(report))

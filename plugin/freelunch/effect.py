@@ -1,0 +1,192 @@
+"""DynCPEnhancer: the pedalboard-compatible effect that enhances speech and emits properties."""
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import numpy as np
+from pedalboard.io import StreamResampler
+
+from . import presets
+from .audio import as_channels_first, check_buffer_size, check_sample_rate, restore_layout
+from .model import StreamingEngine
+from .model import stft as S
+from .model.engine import DelayLine
+from .probes.linear import LinearProbes
+from .track import PropertyTrack
+
+ENGINE_RATE = S.SAMPLE_RATE
+
+
+@functools.lru_cache(maxsize=32)
+def resampling_offset(sample_rate: int) -> int:
+    """Whole samples by which a round trip through 16 kHz with StreamResampler lags (measured on an impulse)."""
+    if sample_rate == ENGINE_RATE:
+        return 0
+    x = np.zeros((1, sample_rate), np.float32)
+    x[0, sample_rate // 2] = 1.0
+    down, up = StreamResampler(sample_rate, ENGINE_RATE, 1), StreamResampler(ENGINE_RATE, sample_rate, 1)
+    mid = np.concatenate([down.process(x), down.process(None)], axis=1)
+    y = np.concatenate([up.process(mid), up.process(None)], axis=1)
+    return int(np.argmax(np.abs(y[0]))) - sample_rate // 2
+
+
+class DynCPEnhancer:
+    """Causal speech enhancer whose pruning gates also estimate frame properties.
+
+    Same call as a pedalboard plugin: ``process(input_array, sample_rate, buffer_size=8192,
+    reset=True)``; 1-D or 2-D float arrays (the smaller axis is channels), any sample rate
+    (resampled to 16 kHz and back by ``pedalboard.io.StreamResampler``). With ``reset=True``
+    the output is aligned with the input; with ``reset=False`` calls stream, and their
+    concatenated output is the signal delayed by ``latency`` samples.
+
+    Each channel is enhanced on its own. Properties come as one track: per frame, the
+    probes' scores of each channel are averaged (the loudest talker dominates a stereo pair
+    the way it would a downmix, without running the network a second time).
+
+    One instance is not thread-safe: give each thread its own.
+
+    >>> import numpy as np, freelunch
+    >>> fx = freelunch.DynCPEnhancer.from_preset("balanced")
+    >>> y = fx(np.zeros(16000, np.float32), 16000)
+    >>> y.shape, len(fx.properties.times)
+    ((16000,), 63)
+    """
+
+    is_effect = True
+
+    def __init__(
+        self,
+        preset: str | os.PathLike = "balanced",
+        attenuation_limit_db: float | None = None,
+        vad_threshold: float = 0.5,
+    ):
+        if attenuation_limit_db is not None:
+            if isinstance(attenuation_limit_db, bool) or not isinstance(attenuation_limit_db, (int, float)):
+                raise TypeError("attenuation_limit_db must be a number of dB or None")
+            if not 0 < attenuation_limit_db <= 120:
+                raise ValueError(f"attenuation_limit_db must be in (0, 120] dB, got {attenuation_limit_db}")
+        if isinstance(vad_threshold, bool) or not isinstance(vad_threshold, (int, float)):
+            raise TypeError("vad_threshold must be a number")
+        if not 0.0 < vad_threshold < 1.0:
+            raise ValueError(f"vad_threshold must be strictly between 0 and 1, got {vad_threshold}")
+        self.preset = str(preset)
+        self.attenuation_limit_db = attenuation_limit_db
+        self.vad_threshold = float(vad_threshold)
+        self._net, self.config, folder = presets.load(preset)
+        self._probes = LinearProbes.load(folder) if (folder / LinearProbes.FILE).exists() else None
+        self._gain_floor = 0.0 if attenuation_limit_db is None else 10 ** (-attenuation_limit_db / 20)
+        self._state: dict | None = None
+        self.properties = self._new_track()
+        self._sample_rate = ENGINE_RATE
+
+    @classmethod
+    def from_preset(cls, preset: str | os.PathLike = "balanced", **params) -> "DynCPEnhancer":
+        """Load a shipped preset by name (see ``freelunch presets``) or a preset folder."""
+        return cls(preset, **params)
+
+    def __repr__(self) -> str:
+        return (f"<freelunch.DynCPEnhancer preset={self.preset!r} attenuation_limit_db={self.attenuation_limit_db}"
+                f" vad_threshold={self.vad_threshold}>")
+
+    def _new_track(self) -> PropertyTrack:
+        return PropertyTrack(self._probes.category_names if self._probes else [])
+
+    @property
+    def latency(self) -> int:
+        """Samples of delay, at the last call's sample rate, of output streamed with ``reset=False``."""
+        return self._delay_for(self._sample_rate) + resampling_offset(self._sample_rate)
+
+    @staticmethod
+    def _delay_for(sample_rate: int) -> int:
+        if sample_rate == ENGINE_RATE:
+            return StreamingEngine.latency
+        # Samples the chain can hold back: the input resampler's look-ahead, the engine's
+        # unfinished hop, the output resampler's look-ahead, plus rounding of both ratios.
+        look_ahead = StreamResampler(sample_rate, ENGINE_RATE, 1).input_latency
+        back = StreamResampler(ENGINE_RATE, sample_rate, 1).input_latency
+        return int(math.ceil(look_ahead + (StreamingEngine.latency + back) * sample_rate / ENGINE_RATE)) + 4
+
+    def reset(self) -> None:
+        """Forget all streaming state and start a new property track."""
+        self._state = None
+        self.properties = self._new_track()
+
+    def _start(self, sample_rate: int, channels: int) -> dict:
+        resample = sample_rate != ENGINE_RATE
+        return dict(
+            sample_rate=sample_rate,
+            channels=channels,
+            engines=[StreamingEngine(self._net, self._gain_floor) for _ in range(channels)],
+            down=StreamResampler(sample_rate, ENGINE_RATE, channels) if resample else None,
+            up=StreamResampler(ENGINE_RATE, sample_rate, channels) if resample else None,
+            delay=DelayLine(self._delay_for(sample_rate), channels),
+            samples_in=0,
+        )
+
+    def _run(self, x16: np.ndarray | None, st: dict, limit_frames: int | None = None) -> np.ndarray:
+        """Feed 16 kHz audio (channels, n) to the engines; record properties; return emitted audio."""
+        outs, masks = [], []
+        for c, engine in enumerate(st["engines"]):
+            emitted, m, index = engine.process_frames(x16[c])
+            outs.append(emitted)
+            masks.append(m)
+        keep = len(index) if limit_frames is None else int(np.clip(limit_frames - index[:1].sum(), 0, len(index)))
+        if keep:
+            self._record(index[:keep], [m[:keep] for m in masks])
+        return np.stack(outs)
+
+    def _record(self, index: np.ndarray, masks: list[np.ndarray]) -> None:
+        usage = np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0)
+        columns = {"usage": usage}
+        if self._probes is not None:
+            columns.update(self._probes.predict_channels(masks, self.vad_threshold))
+        self.properties.extend(times=index * S.HOP / ENGINE_RATE, **columns)
+
+    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
+        """Enhance ``input_array``; the result has its shape and is float32."""
+        x, layout = as_channels_first(input_array)
+        sample_rate = check_sample_rate(sample_rate)
+        buffer_size = check_buffer_size(buffer_size)
+        channels, n = x.shape
+        if channels == 0:
+            raise ValueError("audio has no channels")
+        if reset:
+            self.reset()
+        st = self._state
+        if st is not None and (st["sample_rate"], st["channels"]) != (sample_rate, channels):
+            raise ValueError(
+                f"reset=False continues a stream of {st['channels']} channel(s) at {st['sample_rate']} Hz; "
+                f"got {channels} at {sample_rate} Hz (call reset() first)"
+            )
+        if st is None:
+            st = self._state = self._start(sample_rate, channels)
+        self._sample_rate = sample_rate
+        pieces = []
+        for i in range(0, n, buffer_size):
+            chunk = x[:, i : i + buffer_size]
+            x16 = st["down"].process(chunk) if st["down"] else chunk
+            y16 = self._run(x16, st)
+            pieces.append(st["up"].process(y16) if st["up"] else y16)
+        st["samples_in"] += n
+        if not reset:
+            y = st["delay"].push_pop(np.concatenate(pieces + [np.zeros((channels, 0), np.float32)], axis=1), n)
+            return restore_layout(y, layout)
+        # One-shot: flush everything held back, so the output is aligned with the input.
+        tail16 = st["down"].process(None) if st["down"] else np.zeros((channels, 0), np.float32)
+        zeros = np.zeros((channels, StreamingEngine.latency + 1), np.float32)
+        n16 = -(-n * ENGINE_RATE // sample_rate)
+        pieces16 = [self._run(tail16, st, S.n_frames(n16)), self._run(zeros, st, S.n_frames(n16))]
+        if st["up"]:
+            pieces += [st["up"].process(np.concatenate(pieces16, axis=1)), st["up"].process(None)]
+        else:
+            pieces += pieces16
+        offset = resampling_offset(sample_rate)
+        y = np.concatenate(pieces, axis=1)[:, offset : offset + n]
+        if y.shape[1] < n:
+            y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
+        self._state = None
+        return restore_layout(y, layout)
+
+    __call__ = process

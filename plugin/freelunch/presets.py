@@ -1,0 +1,135 @@
+"""Load and save presets: a folder with weights (safetensors), config, metrics and checksums.
+
+A preset folder holds:
+
+- ``model.safetensors``: the network's state dict (no pickles, nothing executable);
+- ``config.json``: the network's constructor arguments plus ``name`` and ``target_usage``;
+- ``probes.safetensors`` (optional): linear probe weights read from the gate masks;
+- ``metrics.json``: what the preset scored on the test split;
+- ``checksums.json``: SHA-256 of every other file, checked before anything is loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .model import ConvFSENet
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+CHECKSUMS = "checksums.json"
+
+
+class PresetError(ValueError):
+    """A preset is missing, incomplete, tampered with or does not fit the network."""
+
+
+def available() -> list[str]:
+    """Names of the presets shipped in the package."""
+    if not PRESETS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRESETS_DIR.iterdir() if (p / "config.json").exists())
+
+
+def resolve(preset: str | os.PathLike) -> Path:
+    """A shipped preset name or a folder path -> the preset folder."""
+    path = Path(preset)
+    if path.is_dir():
+        return path
+    if isinstance(preset, str) and (PRESETS_DIR / preset).is_dir():
+        return PRESETS_DIR / preset
+    raise PresetError(f"unknown preset {str(preset)!r}: not a folder, and not one of {available()}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(folder: Path) -> dict:
+    """Check every file against checksums.json; return the config."""
+    manifest_path = folder / CHECKSUMS
+    if not manifest_path.exists():
+        raise PresetError(f"preset {folder} has no {CHECKSUMS}")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as e:
+        raise PresetError(f"preset {folder}: {CHECKSUMS} is not valid JSON ({e})") from None
+    for name in ("config.json", "model.safetensors"):
+        if name not in manifest:
+            raise PresetError(f"preset {folder}: {CHECKSUMS} does not list {name}")
+    for name, digest in manifest.items():
+        file = folder / name
+        if not file.exists():
+            raise PresetError(f"preset {folder} is missing {name}")
+        if _sha256(file) != digest:
+            raise PresetError(f"preset {folder}: {name} does not match its checksum (corrupt or modified)")
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise PresetError(f"preset {folder}: config.json is not valid JSON ({e})") from None
+
+
+def network_kwargs(config: dict) -> dict:
+    keys = ("channels", "hidden", "kernel", "dilations", "stacks", "gated", "gate_hidden", "gate_window",
+            "gate_temperature", "compression")
+    missing = [k for k in keys if k not in config]
+    if missing:
+        raise PresetError(f"preset config lacks {missing}")
+    return {k: config[k] for k in keys}
+
+
+def load(preset: str | os.PathLike) -> tuple[ConvFSENet, dict, Path]:
+    """Verify and load a preset: (eval-mode network, config, folder)."""
+    folder = resolve(preset)
+    config = verify(folder)
+    net = ConvFSENet(**network_kwargs(config))
+    try:
+        state = load_file(str(folder / "model.safetensors"))
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, OSError, ValueError) as e:
+        raise PresetError(f"preset {folder}: weights do not fit the network ({e})") from None
+    return net.eval(), config, folder
+
+
+def save(folder: Path, net: ConvFSENet, config: dict, extra_files: dict[str, Path] | None = None) -> Path:
+    """Write a preset atomically: everything goes to a temporary folder that is renamed into place."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps({**net.config, **config}, indent=2) + "\n")
+        for name, src in (extra_files or {}).items():
+            shutil.copyfile(src, tmp / name)
+        write_checksums(tmp)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}-old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def write_checksums(folder: Path) -> None:
+    files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS)
+    (folder / CHECKSUMS).write_text(json.dumps({n: _sha256(folder / n) for n in files}, indent=2) + "\n")
+
+
+def load_state_from_checkpoint(path: Path) -> dict:
+    """Model weights from a SpeechBrain checkpoint file, loaded without unpickling code."""
+    return torch.load(path, map_location="cpu", weights_only=True)

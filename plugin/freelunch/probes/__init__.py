@@ -1,0 +1,1 @@
+"""Frame properties read from the gate masks: targets, features and the linear probes."""

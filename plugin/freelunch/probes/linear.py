@@ -1,0 +1,114 @@
+"""Run-time probes: with binary gate masks a linear prediction is ``bias + Σ coef[active]``.
+
+Standardisation is folded into the coefficients when the probes are fitted, so at run time
+each task costs one add per active selected channel per output, and no scikit-learn.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+TASKS = ("vad", "voiced", "f0_hz", "noise_category", "snr_db", "noise_level_db")
+CLASSIFIERS = ("vad", "voiced", "noise_category")
+
+
+@numba.njit(cache=True, nogil=True)
+def weighted_sums(masks, index, coef, bias):  # pragma: no cover - compiled
+    """masks (F, D) bool, index (C,) selected features, coef (C, K), bias (K,) -> (F, K)."""
+    n_frames, n_out = masks.shape[0], bias.shape[0]
+    out = np.empty((n_frames, n_out), np.float32)
+    for f in range(n_frames):
+        for k in range(n_out):
+            out[f, k] = bias[k]
+        for j in range(index.shape[0]):
+            if masks[f, index[j]]:
+                for k in range(n_out):
+                    out[f, k] += coef[j, k]
+    return out
+
+
+@dataclass
+class Probe:
+    index: np.ndarray  # (C,) int64: selected mask features (block * hidden + channel)
+    coef: np.ndarray  # (C, K) float32, standardisation folded in
+    bias: np.ndarray  # (K,) float32
+
+    def scores(self, masks: np.ndarray) -> np.ndarray:
+        return weighted_sums(np.ascontiguousarray(masks), self.index, self.coef, self.bias)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class LinearProbes:
+    """The six probes of a preset (``probes.safetensors`` + ``probes.json``)."""
+
+    FILE = "probes.safetensors"
+    META = "probes.json"
+
+    def __init__(self, probes: dict[str, Probe], category_names: list[str]):
+        self.probes = probes
+        self.category_names = category_names
+
+    def scores(self, masks: np.ndarray) -> dict[str, np.ndarray]:
+        """masks (F, blocks, hidden) bool -> raw scores per task (logits for classifiers)."""
+        flat = masks.reshape(len(masks), -1)
+        return {name: p.scores(flat) for name, p in self.probes.items()}
+
+    def columns(self, scores: dict[str, np.ndarray], vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
+        """Raw scores -> PropertyTrack columns."""
+        out = {}
+        if "vad" in scores:
+            out["vad_prob"] = sigmoid(scores["vad"][:, 0])
+            out["vad"] = out["vad_prob"] >= vad_threshold
+        if "voiced" in scores:
+            out["voiced_prob"] = sigmoid(scores["voiced"][:, 0])
+            out["voiced"] = (out["voiced_prob"] >= 0.5) & out.get("vad", True)
+        if "f0_hz" in scores:
+            out["f0_hz"] = np.where(out.get("voiced", True), scores["f0_hz"][:, 0], np.nan)
+        if "noise_category" in scores:
+            out["noise_category"] = scores["noise_category"].argmax(axis=1)
+        for name in ("snr_db", "noise_level_db"):
+            if name in scores:
+                out[name] = scores[name][:, 0]
+        return out
+
+    def predict(self, masks: np.ndarray, vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
+        return self.columns(self.scores(masks), vad_threshold)
+
+    def predict_channels(self, masks: list[np.ndarray], vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
+        """Average each task's scores over channels, then decide."""
+        per_channel = [self.scores(m) for m in masks]
+        mean = {k: np.mean([s[k] for s in per_channel], axis=0) for k in per_channel[0]}
+        return self.columns(mean, vad_threshold)
+
+    def save(self, folder: Path) -> None:
+        tensors = {}
+        for name, p in self.probes.items():
+            tensors[f"{name}.index"] = p.index.astype(np.int64)
+            tensors[f"{name}.coef"] = p.coef.astype(np.float32)
+            tensors[f"{name}.bias"] = p.bias.astype(np.float32)
+        save_file(tensors, str(Path(folder) / self.FILE))
+        meta = {"tasks": list(self.probes), "category_names": self.category_names}
+        (Path(folder) / self.META).write_text(json.dumps(meta, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> "LinearProbes":
+        folder = Path(folder)
+        meta = json.loads((folder / cls.META).read_text())
+        tensors = load_file(str(folder / cls.FILE))
+        probes = {
+            name: Probe(
+                np.ascontiguousarray(tensors[f"{name}.index"]),
+                np.ascontiguousarray(tensors[f"{name}.coef"]),
+                np.ascontiguousarray(tensors[f"{name}.bias"]),
+            )
+            for name in meta["tasks"]
+        }
+        return cls(probes, meta["category_names"])
