@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import speechbrain as sb
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 from hyperpyyaml import load_hyperpyyaml
 
 from freelunch import data, metrics
@@ -26,6 +27,16 @@ from prepare import prepare  # noqa: E402
 
 
 class EnhanceBrain(sb.Brain):
+    def _wrap_distributed(self):
+        """Plain DDP on CPU: SpeechBrain converts BatchNorm to SyncBatchNorm, which has no CPU
+        kernel, so there each process keeps its own batch statistics. Unused-parameter search
+        is on because the gates get no gradient during the dense warm-up."""
+        if not (self.distributed_launch and str(self.device).startswith("cpu")):
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DDP(module, find_unused_parameters=True)
+
     def compute_forward(self, batch, stage):
         batch = batch.to(self.device)
         noisy, _ = batch.noisy

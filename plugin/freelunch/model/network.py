@@ -63,7 +63,7 @@ class ConvFSENet(nn.Module):
     """Magnitude-mask speech enhancer on a causal 512/256 STFT at 16 kHz.
 
     ``gated=False`` builds the dense network (no gates at all). With gates,
-    ``force_dense=True`` runs the gates but keeps every channel (the dense warm-up), and
+    ``force_dense=True`` skips them and keeps every channel (the dense warm-up), and
     ``masks`` replaces the gates' decisions (used to check the skipping engine).
     """
 
@@ -111,14 +111,12 @@ class ConvFSENet(nn.Module):
         x = torch.relu(self.frontend(S.compress(spec, self.compression)))  # (B, 128, T)
         all_masks, all_logits = [], []
         for b, block in enumerate(self.blocks):
-            if self.gates is None:
+            if self.gates is None or force_dense:
                 mask, logits = None, None
             elif masks is not None:
                 mask, logits = masks[:, b], self.gates[b](x)[1]
             else:
                 mask, logits = self.gates[b](x)
-                if force_dense:
-                    mask = torch.ones_like(mask)
             x = block(x, mask)
             all_masks.append(torch.ones(x.shape[0], block.up.out_channels, x.shape[2]) if mask is None else mask)
             all_logits.append(torch.full_like(all_masks[-1], float("inf")) if logits is None else logits)

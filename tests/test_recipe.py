@@ -1,0 +1,134 @@
+"""The SpeechBrain recipe: manifests for three layouts, exact mixing, training, resume, DDP."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from freelunch import data
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "recipes"))
+from prepare import prepare  # noqa: E402
+
+PACK = data.default_data_root()
+TINY = ["--crops_per_utterance", "1", "--valid_limit", "2", "--batch_size", "8"]
+
+
+def write_wav(path: Path, seconds=1.0, rate=16000, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.random.default_rng(seed).standard_normal(int(seconds * rate)) * 0.1, rate)
+
+
+def test_prepare_pack_keeps_the_packs_splits(tmp_path):
+    counts = prepare("pack", [str(PACK)], str(tmp_path))
+    assert counts == {"train": 211, "valid": 20, "test": 120}
+    noise = data.read_manifest(tmp_path / "train_noise.csv")
+    assert len({r["category"] for r in noise}) == 13
+    test_speakers = {Path(r["path"]).parent.name for r in data.read_manifest(tmp_path / "test.csv")}
+    train_speakers = {Path(r["path"]).parent.name for r in data.read_manifest(tmp_path / "train.csv")}
+    assert not test_speakers & train_speakers
+
+
+def test_prepare_folders_layout(tmp_path):
+    for spk in range(40):
+        write_wav(tmp_path / "speech" / f"spk{spk}" / "a.wav", seed=spk)
+    for cat in ("rain", "fan"):
+        for i in range(30):
+            write_wav(tmp_path / "noise" / cat / f"{i}.wav", seed=100 + i)
+    counts = prepare("folders", [str(tmp_path / "speech"), str(tmp_path / "noise")], str(tmp_path / "out"))
+    assert sum(counts.values()) == 40 and all(counts.values())
+    rows = data.read_manifest(tmp_path / "out" / "train_noise.csv")
+    assert {r["category"] for r in rows} == {"rain", "fan"}
+
+
+def test_prepare_voicebank_layout(tmp_path):
+    for folder, speakers in (("trainset_28spk_wav", ["p226", "p227", "p228"]), ("testset_wav", ["p232"])):
+        for spk in speakers:
+            for kind in ("clean", "noisy"):
+                write_wav(tmp_path / "vb" / f"{kind}_{folder}" / f"{spk}_001.wav")
+    counts = prepare("voicebank", [str(tmp_path / "vb")], str(tmp_path / "out"))
+    assert counts == {"train": 1, "valid": 2, "test": 1}
+    pair = data.read_manifest(tmp_path / "out" / "test.csv")[0]
+    assert pair["kind"] == "pair" and pair["clean"].endswith("clean_testset_wav/p232_001.wav")
+
+
+def test_prepare_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        prepare("folders", [str(tmp_path / "nope"), str(tmp_path / "nope2")], str(tmp_path / "out"))
+    write_wav(tmp_path / "s" / "spk" / "a.wav", rate=8000)
+    write_wav(tmp_path / "n" / "rain" / "a.wav")
+    with pytest.raises(ValueError, match="8000 Hz"):
+        prepare("folders", [str(tmp_path / "s"), str(tmp_path / "n")], str(tmp_path / "out"))
+    write_wav(tmp_path / "s" / "spk" / "a.wav")
+    with pytest.raises(ValueError, match="empty|no speech|no noise"):
+        prepare("folders", [str(tmp_path / "s"), str(tmp_path / "n")], str(tmp_path / "out"))
+    with pytest.raises(ValueError, match="inside the data folder"):
+        prepare("pack", [str(PACK)], str(PACK / "manifests"))
+
+
+@pytest.mark.parametrize("snr", [-5.0, 0.0, 7.5, 20.0])
+def test_mixing_hits_the_requested_snr(snr):
+    rows = data.pack_layout(PACK)
+    speech = data.load(next(r for r in rows if r["kind"] == "speech")["path"])
+    noise = data.load(next(r for r in rows if r["kind"] == "noise")["path"])[: len(speech)]
+    for level in (-30.0, -3.0):  # the second one clips and is scaled down
+        m = data.mix(speech, np.resize(noise, len(speech)), snr, level)
+        measured = 20 * np.log10(data.active_rms(m["clean"]) / data.rms(m["noise"]))
+        assert measured == pytest.approx(snr, abs=0.1)
+        np.testing.assert_allclose(m["noisy"], m["clean"] + m["noise"], atol=1e-6)
+        assert np.abs(m["noisy"]).max() <= 0.99 + 1e-6
+
+
+def test_fixed_mixtures_are_the_same_every_time():
+    rows = data.pack_layout(PACK)
+    a = [m for _, m in data.fixed_mixtures(rows, "valid", limit=3)]
+    b = [m for _, m in data.fixed_mixtures(rows, "valid", limit=3)]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x["noisy"], y["noisy"])
+        assert x["category"] == y["category"]
+
+
+def train_cmd(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "recipes/train.py", "hparams/train.yaml", "--device", "cpu",
+            "--output_folder", str(out), "--data_root", str(PACK), *TINY, *extra]
+
+
+def test_debug_training_runs_end_to_end(tmp_path):
+    result = subprocess.run(train_cmd(tmp_path / "run", "--debug"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "valid pesq" in (tmp_path / "run" / "train_log.txt").read_text()
+
+
+def test_training_resumes_after_sigkill(tmp_path):
+    out = tmp_path / "run"
+    args = train_cmd(out, "--number_of_epochs", "3", "--dense_warmup_epochs", "1", "--usage_ramp_epochs", "1")
+    log = out / "train_log.txt"
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (log.exists() and "epoch: 1" in log.read_text()):
+        time.sleep(0.5)
+    time.sleep(2.0)  # well into epoch 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    text = log.read_text()
+    assert "epoch: 1," in text and "epoch: 3," not in text
+    for ckpt in (out / "save").glob("CKPT+*"):
+        assert (ckpt / "CKPT.yaml").exists() and (ckpt / "model.ckpt").exists()
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    epochs = [line.split(",")[0] for line in log.read_text().splitlines() if line.startswith("epoch")]
+    assert epochs == ["epoch: 1", "epoch: 2", "epoch: 3"]
+
+
+def test_two_process_gloo_training(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    args = [str(torchrun), "--nproc_per_node=2", *train_cmd(tmp_path / "ddp", "--debug", "--distributed_backend=gloo")[1:]]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "valid pesq" in (tmp_path / "ddp" / "train_log.txt").read_text()
