@@ -1,11 +1,22 @@
-"""``freelunch evaluate``: score a preset on the fixed mixtures of a split."""
+"""``freelunch evaluate``: score a preset on the fixed mixtures of a split.
+
+Speech quality comes from the batched network (the same output as the streaming engine
+to ~1e-4); the probes read the streaming engine's masks, exactly as the effect does.
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from . import data, metrics, presets
+from .model import StreamingEngine
 from .model.cost import frame_macs
+from .probes.cache import cached_clean_targets
+from .probes.linear import TASKS, LinearProbes
+from .probes.scoring import score_task
+from .probes.targets import mixture_targets
+
+TARGET_CACHE = "results/targets_cache"
 
 
 def enhance_offline(net, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -15,20 +26,53 @@ def enhance_offline(net, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return y[0].numpy(), trace.masks[0].numpy().transpose(2, 0, 1).astype(bool)
 
 
-def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, data_root=None) -> dict:
-    """PESQ-WB, STOI and SI-SDR of the noisy input and the enhanced output, usage and MACs."""
-    net, config, _ = presets.load(preset)
+def engine_masks(engine: StreamingEngine, noisy: np.ndarray) -> np.ndarray:
+    engine.reset()
+    _, masks, _ = engine.process_frames(np.concatenate([noisy, np.zeros(engine.latency + 1, np.float32)]))
+    return masks
+
+
+def pyworld_noisy_f0(noisy: np.ndarray, frames: int) -> np.ndarray:
+    """The peer: pyworld dio + stonemask on the noisy input, NaN where it says unvoiced."""
+    import pyworld
+
+    x = noisy.astype(np.float64)
+    f0, t = pyworld.dio(x, data.SAMPLE_RATE, frame_period=16.0)
+    f0 = pyworld.stonemask(x, f0, t, data.SAMPLE_RATE)
+    f0 = np.pad(f0, (0, max(0, frames - len(f0))))[:frames]
+    return np.where(f0 > 0, f0, np.nan)
+
+
+def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, data_root=None,
+                    target_cache: str = TARGET_CACHE) -> dict:
+    """Speech quality, usage and MACs; with probes, the six tasks against their targets."""
+    net, config, folder = presets.load(preset)
+    probes = LinearProbes.load(folder) if (folder / LinearProbes.FILE).exists() else None
+    engine = StreamingEngine(net) if probes else None
     rows = data.pack_layout(data_root or data.default_data_root())
+    paths = {r["id"]: r["path"] for r in rows}
     noisy_scores, enhanced_scores, usage = [], [], []
-    for _, mixture in data.fixed_mixtures(rows, split, limit=limit):
+    truth, pred, peer_f0 = {t: [] for t in TASKS}, {t: [] for t in TASKS}, []
+    for item_id, mixture in data.fixed_mixtures(rows, split, limit=limit):
         enhanced, masks = enhance_offline(net, mixture["noisy"])
         noisy_scores.append(metrics.quality(mixture["noisy"], mixture["clean"]))
         enhanced_scores.append(metrics.quality(enhanced, mixture["clean"]))
         usage.append(masks.mean(axis=(0, 2)))
+        if probes is None:
+            continue
+        targets = mixture_targets(mixture, probes.category_names,
+                                  cached_clean_targets(target_cache, item_id, paths[item_id]))
+        frames = len(targets["vad"])
+        scores = probes.scores(engine_masks(engine, mixture["noisy"])[:frames])
+        columns = probes.columns(scores)
+        for task in TASKS:
+            truth[task].append(targets[task])
+            pred[task].append(scores["f0_hz"][:, 0] if task == "f0_hz" else columns[task])
+        peer_f0.append(pyworld_noisy_f0(mixture["noisy"], frames))
     block_usage = np.mean(usage, axis=0)
     mean = lambda scores: {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}  # noqa: E731
     dense, gated = frame_macs(config)["total"], frame_macs(config, block_usage if config["gated"] else None)["total"]
-    return {
+    report = {
         "preset": str(preset),
         "split": split,
         "mixtures": len(noisy_scores),
@@ -40,16 +84,35 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
         "macs_gated": gated,
         "mac_saving": 1 - gated / dense,
     }
+    if probes is not None:
+        t = {k: np.concatenate(v) for k, v in truth.items()}
+        p = {k: np.concatenate(v) for k, v in pred.items()}
+        report["probes"] = {task: score_task(task, t[task], p[task]) for task in TASKS}
+        both = ~np.isnan(t["f0_hz"]) & p["voiced"]
+        report["probes"]["f0_hz_voiced_in_both"] = score_task("f0_hz", t["f0_hz"][both], p["f0_hz"][both])
+        report["peers"] = {"pyworld_dio_noisy_f0": score_task("f0_hz", t["f0_hz"], np.concatenate(peer_f0))}
+        report["probe_adds_per_frame"] = {task: int(len(pr.index)) for task, pr in probes.probes.items()}
+    return report
 
 
 def markdown(report: dict) -> str:
     n, e = report["noisy"], report["enhanced"]
-    return "\n".join([
+    lines = [
         f"preset {report['preset']} on {report['mixtures']} {report['split']} mixtures",
+        "",
         "| | PESQ-WB | STOI | SI-SDR (dB) |",
         "|---|---|---|---|",
         f"| noisy | {n['pesq']:.3f} | {n['stoi']:.3f} | {n['si_sdr']:.2f} |",
         f"| enhanced | {e['pesq']:.3f} | {e['stoi']:.3f} | {e['si_sdr']:.2f} |",
+        "",
         f"usage {report['usage']:.3f}, MACs/frame {report['macs_gated']:,.0f} of {report['macs_dense']:,.0f}"
         f" ({100 * report['mac_saving']:.1f} % saved)",
-    ]) + "\n"
+    ]
+    if "probes" in report:
+        lines += ["", "| task | accuracy / R² | balanced acc. / MAE | F1 |", "|---|---|---|---|"]
+        for task, s in {**report["probes"], **report["peers"]}.items():
+            if "accuracy" in s:
+                lines.append(f"| {task} | {s['accuracy']:.3f} | {s['balanced_accuracy']:.3f} | {s['f1']:.3f} |")
+            else:
+                lines.append(f"| {task} | R² {s['r2']:.3f} | MAE {s['mae']:.2f} | |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,89 @@
+"""Frame targets: the ground truth each probe learns, from the mixing pipeline's clean speech and noise.
+
+Every function returns one value per STFT frame of the mixture: frame ``t`` spans samples
+``[256t - 256, 256t + 256)`` (zero before the start) and is centred at ``t * 16 ms``.
+Targets that need only the clean speech (vad, voiced, f0) do not depend on its gain, so
+they are computed once per utterance and cached (pyworld harvest runs at RTF ≈ 0.24).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import active_rms
+from ..model.stft import HOP, N_FFT, SAMPLE_RATE, n_frames
+
+VAD_THRESHOLD_DB = -25.0  # a frame is speech when its energy is within 25 dB of the active level
+VAD_HANGOVER_FRAMES = 3  # ...and stays speech for 48 ms after, bridging plosives and short gaps
+SNR_CLIP_DB = (-20.0, 40.0)
+LEVEL_FLOOR_DB = -100.0
+F0_FLOOR_HZ, F0_CEIL_HZ = 60.0, 500.0
+
+
+def frame_energy(x: np.ndarray) -> np.ndarray:
+    """Mean square over each frame's 512 samples, (T,)."""
+    n = len(x)
+    t = n_frames(n)
+    padded = np.pad(x.astype(np.float64), (N_FFT - HOP, t * HOP - n))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:t]
+    return (frames**2).mean(axis=1)
+
+
+def vad(clean: np.ndarray) -> np.ndarray:
+    """Speech present: frame energy ≥ active level + VAD_THRESHOLD_DB, with a hangover."""
+    level = active_rms(clean) ** 2
+    active = frame_energy(clean) >= level * 10 ** (VAD_THRESHOLD_DB / 10)
+    held = active.copy()
+    for lag in range(1, VAD_HANGOVER_FRAMES + 1):
+        held[lag:] |= active[:-lag]
+    return held
+
+
+def pitch(clean: np.ndarray) -> np.ndarray:
+    """pyworld harvest F0 of the clean speech at the frame centres, 0 where unvoiced, (T,)."""
+    import pyworld
+
+    f0, _ = pyworld.harvest(clean.astype(np.float64), SAMPLE_RATE, f0_floor=F0_FLOOR_HZ, f0_ceil=F0_CEIL_HZ,
+                            frame_period=1000 * HOP / SAMPLE_RATE)
+    t = n_frames(len(clean))
+    return np.pad(f0, (0, max(0, t - len(f0))))[:t]
+
+
+def voiced(f0: np.ndarray) -> np.ndarray:
+    return f0 > 0
+
+
+def f0_hz(f0: np.ndarray) -> np.ndarray:
+    """F0 in Hz, NaN on unvoiced frames (scored on voiced frames only)."""
+    return np.where(f0 > 0, f0, np.nan)
+
+
+def noise_category(category: str, names: list[str], frames: int) -> np.ndarray:
+    return np.full(frames, names.index(category), np.int64)
+
+
+def snr_db(clean: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Local frame SNR, 10·log10(E_speech / E_noise), clipped to [-20, 40] dB."""
+    ratio = (frame_energy(clean) + 1e-12) / (frame_energy(noise) + 1e-12)
+    return np.clip(10 * np.log10(ratio), *SNR_CLIP_DB)
+
+
+def noise_level_db(noise: np.ndarray) -> np.ndarray:
+    """Noise frame energy in dBFS (a full-scale sine is -3 dBFS), floored at -100."""
+    return np.maximum(10 * np.log10(frame_energy(noise) + 1e-20), LEVEL_FLOOR_DB)
+
+
+def clean_targets(clean: np.ndarray) -> dict[str, np.ndarray]:
+    """The gain-independent targets of one utterance: cache these."""
+    f0 = pitch(clean)
+    return {"vad": vad(clean), "voiced": voiced(f0), "f0_hz": f0_hz(f0)}
+
+
+def mixture_targets(mixture: dict, names: list[str], clean_cached: dict | None = None) -> dict[str, np.ndarray]:
+    """All six targets of one mixture (``freelunch.data.mix`` output plus its category)."""
+    clean, noise = mixture["clean"], mixture["noise"]
+    out = dict(clean_cached) if clean_cached is not None else clean_targets(clean)
+    frames = len(out["vad"])
+    out["noise_category"] = noise_category(mixture["category"], names, frames)
+    out["snr_db"] = snr_db(clean, noise)
+    out["noise_level_db"] = noise_level_db(noise)
+    return out

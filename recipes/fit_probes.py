@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Fit the six frame-property probes of a preset on its gate masks.
+
+    python recipes/fit_probes.py hparams/probes.yaml --preset presets/balanced
+
+The story: mix every train and valid utterance a few times (fixed seeds), run the preset's
+network, keep a sample of frames with all feature types and all six targets. For each task,
+fit a standardised linear model on the masks with regularisation picked on valid, rank the
+mask features, find C* where the score saturates, and ship that probe folded into weighted
+sums (``probes.safetensors``). The feature-type comparison and the selection curves go to
+``probes_report.json``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from hyperpyyaml import load_hyperpyyaml
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import StandardScaler
+
+from freelunch import data, presets
+from freelunch.probes.cache import cached_clean_targets
+from freelunch.probes.features import extract
+from freelunch.probes.linear import CLASSIFIERS, TASKS, LinearProbes, Probe
+from freelunch.probes.targets import mixture_targets
+
+
+def category_names(rows: list[dict]) -> list[str]:
+    return sorted({r["category"] for r in rows if r["kind"] == "noise"})
+
+
+def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict, dict]:
+    """Sampled frames of one split: features {type: (N, D)} and targets {task: (N,)}."""
+    speech, noise = data.split_rows(rows, split)
+    speech = speech[: hp["max_utterances"]]
+    bank = data.NoiseBank(noise)
+    feats, targets = {t: [] for t in types}, {t: [] for t in TASKS}
+    for draw in range(draws):
+        for r in speech:
+            mixture = data.make_mixture(data.load(r["path"]), bank, data.item_rng(seed + draw, r["id"]))
+            clean = cached_clean_targets(hp["target_cache"], r["id"], r["path"])
+            tg = mixture_targets(mixture, names, clean)
+            ft = extract(net, mixture["noisy"], types)
+            keep = rng.choice(len(tg["vad"]), min(hp["frames_per_mixture"], len(tg["vad"])), replace=False)
+            for t in types:
+                feats[t].append(ft[t][keep])
+            for t in TASKS:
+                targets[t].append(tg[t][keep])
+    return {t: np.concatenate(v) for t, v in feats.items()}, {t: np.concatenate(v) for t, v in targets.items()}
+
+
+def task_rows(task: str, y: np.ndarray) -> np.ndarray:
+    """Frames a task is trained and scored on: F0 only where the reference is voiced."""
+    return ~np.isnan(y) if task == "f0_hz" else np.ones(len(y), bool)
+
+
+def fit(task, hp, x, y, xv, yv):
+    """Best-on-valid standardised model: (score, model, scaler)."""
+    scaler = StandardScaler().fit(x)
+    xs, xvs = scaler.transform(x), scaler.transform(xv)
+    best = None
+    for reg in hp["logistic_C"] if task in CLASSIFIERS else hp["ridge_alpha"]:
+        if task in CLASSIFIERS:
+            model = LogisticRegression(C=reg, max_iter=hp["max_iter"]).fit(xs, y)
+            score = accuracy_score(yv, model.predict(xvs))
+        else:
+            model = Ridge(alpha=reg).fit(xs, y)
+            score = r2_score(yv, model.predict(xvs))
+        if best is None or score > best[0]:
+            best = (score, model, scaler)
+    return best
+
+
+def to_probe(task, model, scaler, index, n_classes) -> Probe:
+    """Fold standardisation into weights: w·(x-μ)/σ + b = Σ (w/σ)·x + (b - Σ w·μ/σ)."""
+    coef = np.atleast_2d(model.coef_).T / scaler.scale_[:, None]  # (C, K')
+    bias = np.atleast_1d(model.intercept_) - (scaler.mean_[:, None] * coef).sum(0)
+    if task == "noise_category":  # classes missing from training get a score that never wins
+        full_coef = np.zeros((len(index), n_classes))
+        full_bias = np.full(n_classes, -1e4)
+        full_coef[:, model.classes_] = coef
+        full_bias[model.classes_] = bias
+        coef, bias = full_coef, full_bias
+    return Probe(np.asarray(index, np.int64), coef.astype(np.float32), bias.astype(np.float32))
+
+
+def select(task, hp, x, y, xv, yv, full) -> tuple[list, np.ndarray, tuple]:
+    """Score against feature count; return the curve, the ranking and the C* fit."""
+    weights = np.abs(np.atleast_2d(full[1].coef_)).sum(0)
+    ranking = np.argsort(-weights)
+    curve, chosen = [], None
+    for k in hp["feature_counts"]:
+        k = min(k, x.shape[1])
+        sub = fit(task, hp, x[:, ranking[:k]], y, xv[:, ranking[:k]], yv)
+        curve.append({"features": k, "valid_score": float(sub[0])})
+        if chosen is None and sub[0] >= full[0] - hp["saturation"]:
+            chosen = (k, sub)
+    return curve, ranking, chosen or (x.shape[1], full)
+
+
+def main(hp) -> dict:
+    net, _, folder = presets.load(hp["preset"])
+    if not net.gated:
+        raise ValueError(f"{folder} is a dense network: it has no gate masks to probe")
+    rows = data.pack_layout(Path(hp["data_root"]))
+    names = category_names(rows)
+    rng = np.random.default_rng(0)
+    types = list(dict.fromkeys(["masks", *hp["compare_types"]]))
+    xtr, ytr = collect(hp, net, rows, "train", hp["train_draws"], hp["train_seed"], names, types, rng)
+    xva, yva = collect(hp, net, rows, "valid", hp["valid_draws"], hp["valid_seed"], names, types, rng)
+    report = {"frames_train": len(ytr["vad"]), "frames_valid": len(yva["vad"]), "tasks": {}}
+    probes = {}
+    for task in TASKS:
+        tr, va = task_rows(task, ytr[task]), task_rows(task, yva[task])
+        y, yv = ytr[task][tr], yva[task][va]
+        full = fit(task, hp, xtr["masks"][tr], y, xva["masks"][va], yv)
+        curve, ranking, (c_star, chosen) = select(task, hp, xtr["masks"][tr], y, xva["masks"][va], yv, full)
+        probes[task] = to_probe(task, chosen[1], chosen[2], ranking[:c_star], len(names))
+        sub = rng.choice(tr.sum(), min(hp["compare_frames"], tr.sum()), replace=False)
+        comparison = {t: float(fit(task, hp, xtr[t][tr][sub], y[sub], xva[t][va], yv)[0]) for t in hp["compare_types"]}
+        report["tasks"][task] = {
+            "metric": "accuracy" if task in CLASSIFIERS else "r2",
+            "valid_score_full": float(full[0]),
+            "c_star": int(c_star),
+            "valid_score_c_star": float(chosen[0]),
+            "selection_curve": curve,
+            "feature_types_valid": comparison,
+            "top64": ranking[:64].tolist(),
+            "top64_coef": np.atleast_2d(full[1].coef_)[:, ranking[:64]].tolist(),
+        }
+        print(task, json.dumps({k: v for k, v in report["tasks"][task].items() if not k.startswith("top")}), flush=True)
+    staging = Path(folder) / ".probes-staging"
+    staging.mkdir(exist_ok=True)
+    LinearProbes(probes, names).save(staging)
+    for f in staging.iterdir():
+        f.replace(Path(folder) / f.name)
+    staging.rmdir()
+    Path(hp["report"]).write_text(json.dumps(report, indent=1) + "\n")
+    presets.write_checksums(Path(folder))
+    return report
+
+
+if __name__ == "__main__":
+    import speechbrain as sb
+
+    hparams_file, _, overrides = sb.parse_arguments(sys.argv[1:])
+    with open(hparams_file) as f:
+        main(load_hyperpyyaml(f, overrides))
