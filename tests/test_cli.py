@@ -1,0 +1,86 @@
+"""The command line: enhance files and folders, labels, clear one-line errors, inputs untouched."""
+import hashlib
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from freelunch.cli import main
+
+
+@pytest.fixture
+def take(tmp_path, speechlike):
+    path = tmp_path / "in" / "take.wav"
+    path.parent.mkdir()
+    stereo = np.stack([speechlike, speechlike * 0.7], axis=1)
+    sf.write(path, np.resize(stereo, (44100 * 3, 2)), 44100, subtype="PCM_24")
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_enhance_keeps_format_rate_channels_and_writes_labels(take, tmp_path, random_preset):
+    before = digest(take)
+    out = tmp_path / "out.wav"
+    result = run("enhance", take, "-o", out, "--preset", random_preset, "--labels", "audacity", "--labels", "wav-cue")
+    assert result.exit_code == 0, result.output
+    info = sf.info(out)
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (44100, 2, 44100 * 3, "PCM_24")
+    assert (tmp_path / "out.labels.txt").exists()
+    assert digest(take) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_enhance_folder_with_jobs(take, tmp_path, random_preset):
+    sf.write(take.parent / "second.flac", np.zeros(16000, np.float32), 16000)
+    result = run("enhance", take.parent, "-o", tmp_path / "outdir", "--preset", random_preset, "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["second.flac", "take.wav"]
+
+
+def test_labels_only(take, tmp_path, random_preset):
+    result = run("labels", take, "--format", "srt", "--format", "jams", "--preset", random_preset)
+    assert result.exit_code == 0, result.output
+    assert (take.parent / "take.srt").exists() and (take.parent / "take.jams").exists()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: d / "missing.wav", "not found"),
+        (lambda d: d, "no audio files"),
+        (lambda d: (d / "notes.txt").write_text("hi") and d / "notes.txt", "unsupported file type"),
+        (lambda d: (d / "fake.wav").write_bytes(b"RIFF0000WAVEjunk") and d / "fake.wav", "cannot read audio"),
+    ],
+)
+def test_bad_inputs_give_one_line(tmp_path, random_preset, make, message):
+    (tmp_path / "empty").mkdir()
+    src = make(tmp_path / "empty")
+    result = CliRunner().invoke(main, ["enhance", str(src), "-o", str(tmp_path / "o.wav"), "--preset", str(random_preset)])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_output_equal_to_input_or_existing_is_refused(take, random_preset):
+    before = digest(take)
+    result = CliRunner().invoke(main, ["enhance", str(take), "-o", str(take), "--preset", str(random_preset)])
+    assert result.exit_code == 1 and "is the input" in result.output
+    other = take.with_name("other.wav")
+    other.write_bytes(b"keep me")
+    result = CliRunner().invoke(main, ["enhance", str(take), "-o", str(other), "--preset", str(random_preset)])
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert other.read_bytes() == b"keep me" and digest(take) == before
+
+
+def test_unknown_label_format_and_preset(take, tmp_path):
+    result = CliRunner().invoke(main, ["enhance", str(take), "-o", str(tmp_path / "o.wav"), "--labels", "cubase"])
+    assert result.exit_code == 1 and "unknown label format" in result.output
+    result = CliRunner().invoke(main, ["enhance", str(take), "-o", str(tmp_path / "o.wav"), "--preset", "nope"])
+    assert result.exit_code == 1 and "unknown preset" in result.output
