@@ -116,11 +116,13 @@ def test_gradients_reach_gates_through_the_surrogate(speechlike):
             assert p.grad is not None and p.grad.abs().sum() > 0
 
 
-def test_sparsity_loss_is_a_hinge_on_block_usage():
+def test_sparsity_loss_pulls_each_block_to_the_budget():
     masks = torch.zeros(1, 2, 4, 10)
     masks[:, 0] = 1.0  # block 0 fully used, block 1 empty
-    assert sparsity_loss(masks, 0.25).item() == pytest.approx((0.75**2 + 0.0) / 2)
-    assert sparsity_loss(torch.zeros(1, 2, 4, 10), 0.25).item() == 0.0
+    assert sparsity_loss(masks, 0.25).item() == pytest.approx((0.75**2 + 0.25**2) / 2)
+    masks[:, :, :1] = 1.0
+    masks[:, 0, 1:] = 0.0  # both blocks at exactly 1 of 4 channels
+    assert sparsity_loss(masks, 0.25).item() == 0.0
 
 
 def test_dense_macs_match_a_count_by_hand():

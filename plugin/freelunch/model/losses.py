@@ -39,13 +39,16 @@ def se_loss(
 
 
 def sparsity_loss(masks: torch.Tensor, target_usage: float) -> torch.Tensor:
-    """L_DCP = mean over blocks of max(0, u_b - Φ)², u_b = block b's usage over batch and frames.
+    """L_DCP = mean over blocks of (u_b - Φ)², u_b = block b's usage over batch and frames.
 
-    Why this form: a one-sided (hinge) penalty only pushes usage down while it exceeds the
-    budget Φ, so a block that can do with fewer channels is free to, and the squared hinge
-    gives a gradient that shrinks smoothly as the budget is met. Usage is taken per block so
-    that no block can spend the whole budget of the others. ``masks``: (B, blocks, hidden, T),
-    binary in the forward pass with straight-through gradients.
+    Why this form: the budget Φ is both a compute cap and what the quality is bought with.
+    A one-sided hinge max(0, u_b - Φ)² was tried first: at Φ = 0.25 usage drifted down to
+    0.195 by epoch 29, because the straight-through gradient of the SE loss alone barely
+    defends channels, so quality was given away for nothing. The two-sided square holds
+    every block at its budget. Usage is taken per block so that no block can spend the
+    budget of the others, and over batch and frames so that frames stay free to differ
+    (that is what makes the pruning dynamic). ``masks``: (B, blocks, hidden, T), binary in
+    the forward pass with straight-through gradients.
     """
     usage = masks.mean(dim=(0, 2, 3))  # (blocks,)
-    return torch.relu(usage - target_usage).pow(2).mean()
+    return (usage - target_usage).pow(2).mean()
