@@ -97,3 +97,33 @@ def test_properties_grow_while_streaming(fx, speechlike):
     assert set(np.unique(props.noise_category)) <= {0, 1, 2}
     assert props.vad.dtype == bool and np.isfinite(props.snr_db).all()
     assert ((props.usage > 0) & (props.usage < 1)).all()
+
+
+def test_speechbrain_pretrained_interface_loads_offline(random_preset, speechlike):
+    import torch
+
+    from freelunch.pretrained import FreelunchEnhancer
+    from freelunch.presets import load
+
+    enhancer = FreelunchEnhancer.from_hparams(source=random_preset)
+    noisy = torch.from_numpy(speechlike)[None]
+    with torch.no_grad():
+        expected, _, _ = load(random_preset)[0](noisy)
+    torch.testing.assert_close(enhancer.enhance_batch(noisy), expected)
+
+
+def test_tampered_preset_is_refused(random_preset, tmp_path):
+    import shutil
+
+    from freelunch.presets import PresetError, load
+
+    copy = tmp_path / "copy"
+    shutil.copytree(random_preset, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(PresetError, match="checksum"):
+        load(copy)
+    (copy / "checksums.json").unlink()
+    with pytest.raises(PresetError, match="checksums.json"):
+        load(copy)

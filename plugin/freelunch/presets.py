@@ -6,6 +6,7 @@ A preset folder holds:
 - ``config.json``: the network's constructor arguments plus ``name`` and ``target_usage``;
 - ``probes.safetensors`` (optional): linear probe weights read from the gate masks;
 - ``metrics.json``: what the preset scored on the test split;
+- ``hyperparams.yaml``: for SpeechBrain's ``FreelunchEnhancer.from_hparams(source=folder)``;
 - ``checksums.json``: SHA-256 of every other file, checked before anything is loaded.
 """
 from __future__ import annotations
@@ -23,6 +24,16 @@ from safetensors.torch import load_file, save_file
 from .model import ConvFSENet
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+HYPERPARAMS = """\
+# SpeechBrain interface: freelunch.pretrained.FreelunchEnhancer.from_hparams(source=<this folder>).
+# The weights load from model.safetensors after the checksums are verified; nothing is fetched.
+preset_folder: null
+model: !apply:freelunch.presets.load_network [!ref <preset_folder>]
+modules:
+    model: !ref <model>
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables: {}
+"""
 CHECKSUMS = "checksums.json"
 
 
@@ -88,6 +99,11 @@ def network_kwargs(config: dict) -> dict:
     return {k: config[k] for k in keys}
 
 
+def load_network(preset: str | os.PathLike) -> ConvFSENet:
+    """The verified, eval-mode network of a preset (used by the SpeechBrain hyperparams)."""
+    return load(preset)[0]
+
+
 def load(preset: str | os.PathLike) -> tuple[ConvFSENet, dict, Path]:
     """Verify and load a preset: (eval-mode network, config, folder)."""
     folder = resolve(preset)
@@ -109,6 +125,7 @@ def save(folder: Path, net: ConvFSENet, config: dict, extra_files: dict[str, Pat
     try:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps({**net.config, **config}, indent=2) + "\n")
+        (tmp / "hyperparams.yaml").write_text(HYPERPARAMS)
         for name, src in (extra_files or {}).items():
             shutil.copyfile(src, tmp / name)
         write_checksums(tmp)
