@@ -171,3 +171,16 @@ def evaluate(preset, split, limit, data_root, as_json):
 
     report = evaluate_preset(preset, split=split, limit=limit, data_root=data_root)
     click.echo(json.dumps(report, indent=2) if as_json else markdown(report))
+
+
+@main.command()
+@click.option("--preset", default="balanced", show_default=True)
+@click.option("--out", "out_dir", default="figures", show_default=True, help="Folder for the PNGs.")
+@click.option("--data", "data_root", default=None, help="Data pack (default ../shared/data).")
+@fail_cleanly
+def plot(preset, out_dir, data_root):
+    """Draw the paper's figures for a preset: example, feature types, selection, coefficients, t-SNE."""
+    from .plots import make_figures
+
+    for path in make_figures(preset, Path(out_dir), data_root=data_root):
+        click.echo(str(path))

@@ -1,0 +1,95 @@
+"""Probe targets and the weighted-sum probes."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from freelunch.probes import targets as T
+from freelunch.probes.features import stack_previous
+from freelunch.probes.linear import LinearProbes, Probe, weighted_sums
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+
+
+def harmonic(f0, seconds, rate=16000, amp=0.3):
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))).astype(np.float32)
+
+
+def test_vad_voiced_and_f0_on_a_voice_with_pauses():
+    rng = np.random.default_rng(0)
+    silence = (1e-4 * rng.standard_normal(8000)).astype(np.float32)
+    x = np.concatenate([silence, harmonic(150, 1.0), silence, harmonic(220, 1.0), silence])
+    tg = T.clean_targets(x)
+    t = np.arange(len(tg["vad"])) * 0.016
+    speech = ((t > 0.55) & (t < 1.45)) | ((t > 2.05) & (t < 2.95))
+    pause = (t < 0.45) | ((t > 1.6) & (t < 1.95)) | (t > 3.1)
+    assert tg["vad"][speech].all() and not tg["vad"][pause].any()
+    assert tg["voiced"][speech].mean() > 0.9 and not tg["voiced"][pause].any()
+    assert np.nanmedian(tg["f0_hz"][(t > 0.6) & (t < 1.4)]) == pytest.approx(150, rel=0.02)
+    assert np.nanmedian(tg["f0_hz"][(t > 2.1) & (t < 2.9)]) == pytest.approx(220, rel=0.02)
+
+
+def test_snr_and_noise_level_per_frame():
+    rng = np.random.default_rng(1)
+    noise = (0.01 * rng.standard_normal(16000)).astype(np.float32)
+    speech = noise * 10  # exactly +20 dB everywhere
+    assert np.allclose(T.snr_db(speech, noise)[2:-2], 20.0, atol=1e-4)
+    assert np.allclose(T.snr_db(speech * 1000, noise)[2:-2], 40.0)  # clipped
+    sine = np.sin(2 * np.pi * 1000 * np.arange(32000) / 16000)
+    assert T.noise_level_db(sine)[5:-5] == pytest.approx(np.full(len(T.noise_level_db(sine)) - 10, -3.01), abs=0.05)
+
+
+def test_targets_align_with_the_network_frames():
+    from freelunch.model.stft import n_frames
+
+    for n in (1, 255, 256, 16000, 16001):
+        assert len(T.frame_energy(np.ones(n))) == n_frames(n)
+
+
+def test_weighted_sums_equal_sklearn_predictions():
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from fit_probes import to_probe
+
+    rng = np.random.default_rng(2)
+    masks = rng.random((3000, 2304)) < 0.25
+    y_reg = masks[:, :50].sum(1) + rng.standard_normal(3000)
+    y_cls = (masks[:, 10] ^ masks[:, 20]).astype(int) + 2 * masks[:, 30]
+    index = np.arange(0, 2304, 7)
+    x = masks[:, index].astype(np.float64)
+    scaler = StandardScaler().fit(x)
+    ridge = Ridge(alpha=3.0).fit(scaler.transform(x), y_reg)
+    probe = to_probe("snr_db", ridge, scaler, index, 1)
+    np.testing.assert_allclose(probe.scores(masks)[:, 0], ridge.predict(scaler.transform(x)), atol=1e-3)
+    logistic = LogisticRegression(C=0.1, max_iter=500).fit(scaler.transform(x), y_cls)
+    probe = to_probe("noise_category", logistic, scaler, index, 5)
+    scores = probe.scores(masks)
+    np.testing.assert_allclose(scores[:, :4], logistic.decision_function(scaler.transform(x)), atol=1e-3)
+    assert (scores.argmax(1) == logistic.predict(scaler.transform(x))).all()
+
+
+def test_weighted_sums_add_only_active_channels():
+    masks = np.zeros((2, 10), bool)
+    masks[1, [2, 5]] = True
+    out = weighted_sums(masks, np.array([2, 3, 5]), np.array([[1.0], [10.0], [100.0]], np.float32), np.array([0.5], np.float32))
+    assert out[:, 0].tolist() == [0.5, 101.5]
+
+
+def test_probe_files_round_trip(tmp_path):
+    probes = {"vad": Probe(np.array([1, 4]), np.ones((2, 1), np.float32), np.full(1, -0.5, np.float32))}
+    LinearProbes(probes, ["rain"]).save(tmp_path)
+    back = LinearProbes.load(tmp_path)
+    assert back.category_names == ["rain"]
+    masks = np.zeros((3, 1, 8), bool)
+    masks[1, 0, 4] = True
+    assert back.predict(masks)["vad"].tolist() == [False, True, False]
+
+
+def test_stacked_masks_hold_previous_frames():
+    m = np.eye(4, dtype=bool)
+    s = stack_previous(m, depth=2)
+    assert s.shape == (4, 8)
+    assert s[1, 4 + 0] and s[1, 1] and not s[0, 4:].any()
