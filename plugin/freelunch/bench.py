@@ -114,3 +114,124 @@ def markdown(report: dict) -> str:
             f" {100 * s['wallclock_saving_stream_512']:.1f} % | {100 * s['wallclock_saving_offline']:.1f} % |"
         )
     return "\n".join(lines) + "\n"
+
+
+def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense", "quality", "balanced"),
+                        target_cache: str = "results/targets_cache") -> dict:
+    """Every system on the same fixed test mixtures: quality, VAD, F0 and RTF (one thread)."""
+    from . import metrics
+    from .peers import load_peers
+    from .probes.cache import cached_clean_targets
+    from .probes.scoring import score_task
+    from .probes.targets import mixture_targets
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    peers, skipped = load_peers()
+    effects = {n: DynCPEnhancer.from_preset(n) for n in names if n in presets.available()}
+    rows = data.pack_layout(data_root or data.default_data_root())
+    paths = {r["id"]: r["path"] for r in rows}
+    category_names = next((fx.properties.category_names for fx in effects.values() if fx.properties.category_names), None)
+    seconds = 0.0
+    wall = {}
+    quality = {}
+    vad_pred, f0_pred, vad_true, f0_true = {}, {}, [], []
+
+    def timed(key, fn):
+        t = time.perf_counter()
+        out = fn()
+        wall[key] = wall.get(key, 0.0) + time.perf_counter() - t
+        return out
+
+    try:
+        for item_id, m in data.fixed_mixtures(rows, "test", limit=limit):
+            x, clean = m["noisy"], m["clean"]
+            seconds += len(x) / data.SAMPLE_RATE
+            targets = mixture_targets(m, category_names or [m["category"]],
+                                      cached_clean_targets(target_cache, item_id, paths[item_id]))
+            frames = len(targets["vad"])
+            vad_true.append(targets["vad"])
+            f0_true.append(targets["f0_hz"])
+            quality.setdefault("noisy", []).append(metrics.quality(x, clean))
+            for name, fx in effects.items():
+                y = timed(name, lambda: fx(x, data.SAMPLE_RATE))
+                quality.setdefault(f"freelunch_{name}", []).append(metrics.quality(y, clean))
+                if fx.properties.category_names:
+                    vad_pred.setdefault(f"freelunch_{name}", []).append(fx.properties.vad[:frames])
+                    f0 = np.where(np.isnan(fx.properties.f0_hz[:frames]), np.nan, fx.properties.f0_hz[:frames])
+                    f0_pred.setdefault(f"freelunch_{name}", []).append(f0)
+            for p in peers:
+                if hasattr(p, "enhance"):
+                    y = timed(p.name, lambda: p.enhance(x))
+                    quality.setdefault(p.name, []).append(metrics.quality(y, clean))
+                elif hasattr(p, "vad"):
+                    vad_pred.setdefault(p.name, []).append(timed(p.name, lambda: p.vad(x))[:frames])
+                else:
+                    f0_pred.setdefault(p.name, []).append(timed(p.name, lambda: p.f0(x))[:frames])
+    finally:
+        torch.set_num_threads(threads)
+    vt, ft = np.concatenate(vad_true), np.concatenate(f0_true)
+    report_vad = {k: score_task("vad", vt, np.concatenate(v)) for k, v in vad_pred.items()}
+    report_f0 = {}
+    for k, v in f0_pred.items():
+        pred = np.concatenate(v)
+        both = ~np.isnan(ft) & ~np.isnan(pred)
+        report_f0[k] = {**score_task("f0_hz", ft[both], pred[both]), "voiced_frames_covered": float(both.sum() / (~np.isnan(ft)).sum())}
+    mean = lambda scores: {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}  # noqa: E731
+    return {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "threads": 1,
+        "mixtures": len(vad_true),
+        "audio_seconds": seconds,
+        "quality": {k: mean(v) for k, v in quality.items()},
+        "vad": report_vad,
+        "f0": report_f0,
+        "rtf": {k: v / seconds for k, v in wall.items()},
+        "skipped": skipped,
+        "notes": {
+            "freelunch rtf": "the effect's whole path (resampling-free 16 kHz, engine, all probes), reset=True",
+            "f0": "R² and MAE against harvest on the clean speech, on frames both call voiced; "
+                  "voiced_frames_covered is the share of reference-voiced frames where the system gives an F0",
+            "vad": "frame accuracy against the clean-speech VAD target (freelunch.probes.targets.vad)",
+        },
+    }
+
+
+def peer_markdown(report: dict) -> str:
+    lines = [f"{report['mixtures']} test-split mixtures ({report['audio_seconds'] / 60:.1f} min), "
+             f"{report['threads']} thread, {report['date']}, {report['machine']}", "",
+             "| system | PESQ-WB | STOI | SI-SDR (dB) | RTF |", "|---|---|---|---|---|"]
+    for k, q in report["quality"].items():
+        rtf = report["rtf"].get(k.removeprefix("freelunch_"), report["rtf"].get(k))
+        lines.append(f"| {k} | {q['pesq']:.3f} | {q['stoi']:.3f} | {q['si_sdr']:.2f} | {'' if rtf is None else f'{rtf:.4f}'} |")
+    lines += ["", "| VAD | accuracy | balanced acc. | F1 |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v['accuracy']:.3f} | {v['balanced_accuracy']:.3f} | {v['f1']:.3f} |" for k, v in report["vad"].items()]
+    lines += ["", "| F0 | R² | MAE (Hz) | voiced frames covered |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v['r2']:.3f} | {v['mae']:.1f} | {v['voiced_frames_covered']:.2f} |" for k, v in report["f0"].items()]
+    if report["skipped"]:
+        lines += ["", "skipped: " + "; ".join(f"{k} ({v})" for k, v in report["skipped"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def peer_plot(report: dict, out) -> None:
+    """Quality against RTF, one point per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, q in report["quality"].items():
+        rtf = report["rtf"].get(k.removeprefix("freelunch_"), report["rtf"].get(k))
+        if rtf:
+            ax.scatter(rtf, q["pesq"])
+            ax.annotate(k, (rtf, q["pesq"]), fontsize=8)
+    ax.axhline(report["quality"]["noisy"]["pesq"], ls="--", color="gray", lw=0.8, label="noisy input")
+    ax.set_xscale("log")
+    ax.set_xlabel("real-time factor (1 thread, log)")
+    ax.set_ylabel("PESQ-WB")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

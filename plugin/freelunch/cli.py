@@ -140,22 +140,29 @@ def list_presets(as_json):
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
-@click.option("--out", "out_dir", default=None, help="Also write report.json and report.md here.")
+@click.option("--out", "out_dir", default=None, help="Also write report.json, report.md (and peers.png) here.")
 @click.option("--seconds", type=float, default=60.0, show_default=True, help="Test-split audio to time on.")
+@click.option("--peers", is_flag=True, help="Also compare with DeepFilterNet3, silero-vad, webrtcvad and pyworld.")
+@click.option("--limit", type=int, default=None, help="With --peers: only the first N test mixtures.")
 @click.option("--data", "data_root", default=None, help="Data pack (default ../shared/data).")
 @fail_cleanly
-def bench(as_json, out_dir, seconds, data_root):
-    """Speed and cost of the dense and gated models on test-split mixtures, one thread."""
-    from .bench import markdown, run_bench
+def bench(as_json, out_dir, seconds, peers, limit, data_root):
+    """Cost and speed of the presets on test-split mixtures, one thread; --peers adds the comparison."""
+    from .bench import markdown, peer_markdown, peer_plot, run_bench, run_peer_comparison
+    from .export.common import write_text_atomic
 
-    report = run_bench(seconds=seconds, data_root=data_root)
+    report = {"engine": run_bench(seconds=seconds, data_root=data_root)}
+    text = markdown(report["engine"])
+    if peers:
+        report["peers"] = run_peer_comparison(limit=limit, data_root=data_root)
+        text += "\n" + peer_markdown(report["peers"])
     if out_dir:
-        from .export.common import write_text_atomic
-
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         write_text_atomic(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
-        write_text_atomic(Path(out_dir) / "report.md", markdown(report))
-    click.echo(json.dumps(report, indent=2) if as_json else markdown(report))
+        write_text_atomic(Path(out_dir) / "report.md", text)
+        if peers:
+            peer_plot(report["peers"], Path(out_dir) / "peers.png")
+    click.echo(json.dumps(report, indent=2) if as_json else text)
 
 
 @main.command()
