@@ -6,11 +6,13 @@ import math
 import numpy as np
 
 
-def as_channels_first(x) -> tuple[np.ndarray, str]:
+def as_channels_first(x, channels: int | None = None) -> tuple[np.ndarray, str]:
     """Validate an audio array and return it as float32 (channels, samples) plus its layout.
 
-    Layouts follow pedalboard: 1-D is mono; 2-D has the smaller axis as channels.
-    Integer arrays are scaled from their full range to [-1, 1].
+    Layouts follow pedalboard: 1-D is mono; 2-D has the smaller axis as channels, unless
+    ``channels`` (the count of a stream already running) names one axis, which settles
+    short blocks such as a stereo block of one sample. Integer arrays are scaled from their
+    full range to [-1, 1].
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"audio must be a numpy array, not {type(x).__name__}")
@@ -24,6 +26,9 @@ def as_channels_first(x) -> tuple[np.ndarray, str]:
         raise TypeError(f"audio must be a float or integer array, got dtype {x.dtype}")
     if x.ndim == 1:
         layout, x = "mono", x[None]
+    elif channels in x.shape and x.shape[0] != x.shape[1]:
+        layout = "channels_first" if x.shape[0] == channels else "channels_last"
+        x = x if layout == "channels_first" else x.T
     elif x.shape[0] <= x.shape[1]:
         layout = "channels_first"
     else:

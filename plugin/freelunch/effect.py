@@ -80,6 +80,7 @@ class DynCPEnhancer:
         self._state: dict | None = None
         self.properties = self._new_track()
         self._sample_rate = ENGINE_RATE
+        self._channels = 1
 
     @classmethod
     def from_preset(cls, preset: str | os.PathLike = "balanced", **params) -> "DynCPEnhancer":
@@ -95,8 +96,10 @@ class DynCPEnhancer:
 
     @property
     def latency(self) -> int:
-        """Samples of delay, at the last call's sample rate, of output streamed with ``reset=False``."""
-        return self._delay_for(self._sample_rate) + resampling_offset(self._sample_rate)
+        """Samples of delay, at the last call's rate and channel count, of output streamed with ``reset=False``."""
+        rate = self._sample_rate
+        held = self._channels if rate != ENGINE_RATE else 0
+        return self._delay_for(rate) + held + resampling_offset(rate)
 
     @staticmethod
     def _delay_for(sample_rate: int) -> int:
@@ -121,9 +124,21 @@ class DynCPEnhancer:
             engines=[StreamingEngine(self._net, self._gain_floor) for _ in range(channels)],
             down=StreamResampler(sample_rate, ENGINE_RATE, channels) if resample else None,
             up=StreamResampler(ENGINE_RATE, sample_rate, channels) if resample else None,
-            delay=DelayLine(self._delay_for(sample_rate), channels),
-            samples_in=0,
+            # StreamResampler guesses the layout from the smaller axis, so blocks with no
+            # more samples than channels wait here until they are unambiguous.
+            pending=np.zeros((channels, 0), np.float32),
+            delay=DelayLine(self._delay_for(sample_rate) + (channels if resample else 0), channels),
         )
+
+    def _downsample(self, chunk: np.ndarray, st: dict) -> np.ndarray:
+        if st["down"] is None:
+            return chunk
+        chunk = np.concatenate([st["pending"], chunk], axis=1)
+        if chunk.shape[1] <= st["channels"]:
+            st["pending"] = chunk
+            return chunk[:, :0]
+        st["pending"] = chunk[:, :0]
+        return st["down"].process(chunk)
 
     def _run(self, x16: np.ndarray | None, st: dict, limit_frames: int | None = None) -> np.ndarray:
         """Feed 16 kHz audio (channels, n) to the engines; record properties; return emitted audio."""
@@ -146,7 +161,8 @@ class DynCPEnhancer:
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
         """Enhance ``input_array``; the result has its shape and is float32."""
-        x, layout = as_channels_first(input_array)
+        running = None if reset or self._state is None else self._state["channels"]
+        x, layout = as_channels_first(input_array, running)
         sample_rate = check_sample_rate(sample_rate)
         buffer_size = check_buffer_size(buffer_size)
         channels, n = x.shape
@@ -162,19 +178,19 @@ class DynCPEnhancer:
             )
         if st is None:
             st = self._state = self._start(sample_rate, channels)
-        self._sample_rate = sample_rate
-        pieces = []
+        self._sample_rate, self._channels = sample_rate, channels
+        pieces = [np.zeros((channels, 0), np.float32)]
         for i in range(0, n, buffer_size):
-            chunk = x[:, i : i + buffer_size]
-            x16 = st["down"].process(chunk) if st["down"] else chunk
+            x16 = self._downsample(x[:, i : i + buffer_size], st)
             y16 = self._run(x16, st)
-            pieces.append(st["up"].process(y16) if st["up"] else y16)
-        st["samples_in"] += n
+            pieces.append(st["up"].process(y16) if st["up"] and y16.shape[1] else y16)
         if not reset:
-            y = st["delay"].push_pop(np.concatenate(pieces + [np.zeros((channels, 0), np.float32)], axis=1), n)
-            return restore_layout(y, layout)
+            return restore_layout(st["delay"].push_pop(np.concatenate(pieces, axis=1), n), layout)
         # One-shot: flush everything held back, so the output is aligned with the input.
-        tail16 = st["down"].process(None) if st["down"] else np.zeros((channels, 0), np.float32)
+        tail16 = np.zeros((channels, 0), np.float32)
+        if st["down"]:
+            tail16 = st["down"].process(np.pad(st["pending"], ((0, 0), (0, channels + 1))))
+            tail16 = np.concatenate([tail16, st["down"].process(None)], axis=1)
         zeros = np.zeros((channels, StreamingEngine.latency + 1), np.float32)
         n16 = -(-n * ENGINE_RATE // sample_rate)
         pieces16 = [self._run(tail16, st, S.n_frames(n16)), self._run(zeros, st, S.n_frames(n16))]
