@@ -58,12 +58,12 @@ def task_rows(task: str, y: np.ndarray) -> np.ndarray:
     return ~np.isnan(y) if task == "f0_hz" else np.ones(len(y), bool)
 
 
-def fit(task, hp, x, y, xv, yv):
-    """Best-on-valid standardised model: (score, model, scaler)."""
+def fit(task, hp, x, y, xv, yv, grid=None):
+    """Best-on-valid standardised model over the regularisation grid: (score, model, scaler, reg)."""
     scaler = StandardScaler().fit(x)
     xs, xvs = scaler.transform(x), scaler.transform(xv)
     best = None
-    for reg in hp["logistic_C"] if task in CLASSIFIERS else hp["ridge_alpha"]:
+    for reg in grid or (hp["logistic_C"] if task in CLASSIFIERS else hp["ridge_alpha"]):
         if task in CLASSIFIERS:
             model = LogisticRegression(C=reg, max_iter=hp["max_iter"]).fit(xs, y)
             score = accuracy_score(yv, model.predict(xvs))
@@ -71,7 +71,7 @@ def fit(task, hp, x, y, xv, yv):
             model = Ridge(alpha=reg).fit(xs, y)
             score = r2_score(yv, model.predict(xvs))
         if best is None or score > best[0]:
-            best = (score, model, scaler)
+            best = (score, model, scaler, reg)
     return best
 
 
@@ -89,17 +89,17 @@ def to_probe(task, model, scaler, index, n_classes) -> Probe:
 
 
 def select(task, hp, x, y, xv, yv, full) -> tuple[list, np.ndarray, tuple]:
-    """Score against feature count; return the curve, the ranking and the C* fit."""
+    """Score against feature count (refits keep the full probe's regularisation); return the
+    curve, the ranking and the fit at C*, the smallest count within ``saturation`` of the full probe."""
     weights = np.abs(np.atleast_2d(full[1].coef_)).sum(0)
     ranking = np.argsort(-weights)
     curve, chosen = [], None
-    for k in hp["feature_counts"]:
-        k = min(k, x.shape[1])
-        sub = fit(task, hp, x[:, ranking[:k]], y, xv[:, ranking[:k]], yv)
+    for k in [k for k in hp["feature_counts"] if k < x.shape[1]] + [x.shape[1]]:
+        sub = full if k == x.shape[1] else fit(task, hp, x[:, ranking[:k]], y, xv[:, ranking[:k]], yv, [full[3]])
         curve.append({"features": k, "valid_score": float(sub[0])})
         if chosen is None and sub[0] >= full[0] - hp["saturation"]:
             chosen = (k, sub)
-    return curve, ranking, chosen or (x.shape[1], full)
+    return curve, ranking, chosen
 
 
 def main(hp) -> dict:
