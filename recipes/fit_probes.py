@@ -102,6 +102,37 @@ def select(task, hp, x, y, xv, yv, full) -> tuple[list, np.ndarray, tuple]:
     return curve, ranking, chosen
 
 
+def tune_smoothing(hp, net, probes: LinearProbes, rows, names) -> dict[str, float]:
+    """Per task, the causal smoothing coefficient that scores best on whole valid mixtures."""
+    from freelunch.evaluate import engine_masks
+    from freelunch.model import StreamingEngine
+    from freelunch.probes.scoring import score_task
+
+    engine = StreamingEngine(net)
+    sequences = []
+    for item_id, mixture in data.fixed_mixtures(rows, "valid", seed=hp["valid_seed"], limit=hp["max_utterances"]):
+        path = next(r["path"] for r in rows if r["id"] == item_id)
+        targets = mixture_targets(mixture, names, cached_clean_targets(hp["target_cache"], item_id, path))
+        raw = probes.scores(engine_masks(engine, mixture["noisy"])[: len(targets["vad"])])
+        sequences.append((raw, targets))
+    chosen = {}
+    for task in TASKS:
+        best = None
+        for alpha in hp["smoothing_grid"]:
+            trial = LinearProbes(probes.probes, names, {task: alpha})
+            truth, pred = [], []
+            for raw, targets in sequences:
+                scores = trial.smooth({task: raw[task]}, {})
+                pred.append(scores[task][:, 0] if task == "f0_hz" else trial.columns(scores)[task])
+                truth.append(targets[task])
+            result = score_task(task, np.concatenate(truth), np.concatenate(pred))
+            value = result.get("accuracy", result.get("r2"))
+            if best is None or value > best[0] + 1e-4:
+                best = (value, alpha)
+        chosen[task] = best[1]
+    return chosen
+
+
 def main(hp) -> dict:
     net, _, folder = presets.load(hp["preset"])
     if not net.gated:
@@ -133,9 +164,13 @@ def main(hp) -> dict:
             "top64_coef": np.atleast_2d(full[1].coef_)[:, ranking[:64]].tolist(),
         }
         print(task, json.dumps({k: v for k, v in report["tasks"][task].items() if not k.startswith("top")}), flush=True)
+    linear = LinearProbes(probes, names)
+    linear.smoothing = tune_smoothing(hp, net, linear, rows, names)
+    report["smoothing"] = linear.smoothing
+    print("smoothing", linear.smoothing, flush=True)
     staging = Path(folder) / ".probes-staging"
     staging.mkdir(exist_ok=True)
-    LinearProbes(probes, names).save(staging)
+    linear.save(staging)
     for f in staging.iterdir():
         f.replace(Path(folder) / f.name)
     staging.rmdir()

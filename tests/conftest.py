@@ -50,7 +50,7 @@ def random_preset(tmp_path_factory):
         index = np.sort(rng.choice(9 * 256, 64, replace=False))
         probes[task] = Probe(index, rng.standard_normal((64, k)).astype(np.float32), np.zeros(k, np.float32))
     staging = tmp_path_factory.mktemp("staging")
-    LinearProbes(probes, names).save(staging)
+    LinearProbes(probes, names, {"vad": 0.5, "noise_category": 0.9, "snr_db": 0.8}).save(staging)
     extra = {n: staging / n for n in (LinearProbes.FILE, LinearProbes.META)}
     presets.save(folder, net, {"name": "random", "target_usage": 0.25}, extra)
     return folder

@@ -93,3 +93,16 @@ def test_stacked_masks_hold_previous_frames():
     s = stack_previous(m, depth=2)
     assert s.shape == (4, 8)
     assert s[1, 4 + 0] and s[1, 1] and not s[0, 4:].any()
+
+
+def test_causal_smoothing_streams_exactly():
+    rng = np.random.default_rng(5)
+    probes = LinearProbes({}, [], {"vad": 0.9})
+    scores = rng.standard_normal((100, 1)).astype(np.float32)
+    whole = probes.smooth({"vad": scores}, {})["vad"]
+    state = {}
+    halves = [probes.smooth({"vad": part}, state)["vad"] for part in (scores[:37], scores[37:])]
+    np.testing.assert_array_equal(np.concatenate(halves), whole)
+    assert whole[0, 0] == scores[0, 0]
+    assert whole[1, 0] == pytest.approx(0.9 * scores[0, 0] + 0.1 * scores[1, 0])
+    assert np.std(whole[10:]) < np.std(scores[10:]) / 2

@@ -127,6 +127,7 @@ class DynCPEnhancer:
             # StreamResampler guesses the layout from the smaller axis, so blocks with no
             # more samples than channels wait here until they are unambiguous.
             pending=np.zeros((channels, 0), np.float32),
+            smoothing={},  # the probes' causal smoothing state
             delay=DelayLine(self._delay_for(sample_rate) + (channels if resample else 0), channels),
         )
 
@@ -156,7 +157,7 @@ class DynCPEnhancer:
         usage = np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0)
         columns = {"usage": usage}
         if self._probes is not None:
-            columns.update(self._probes.predict_channels(masks, self.vad_threshold))
+            columns.update(self._probes.predict_channels(masks, self._state["smoothing"], self.vad_threshold))
         self.properties.extend(times=index * S.HOP / ENGINE_RATE, **columns)
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:

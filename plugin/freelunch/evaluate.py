@@ -1,7 +1,8 @@
 """``freelunch evaluate``: score a preset on the fixed mixtures of a split.
 
 Speech quality comes from the batched network (the same output as the streaming engine
-to ~1e-4); the probes read the streaming engine's masks, exactly as the effect does.
+to ~1e-4); the probes read the streaming engine's masks, exactly as the effect does, and
+are scored with the preset's causal smoothing (``probes``) and without (``probes_unsmoothed``).
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
     rows = data.pack_layout(data_root or data.default_data_root())
     paths = {r["id"]: r["path"] for r in rows}
     noisy_scores, enhanced_scores, usage = [], [], []
-    truth, pred, peer_f0 = {t: [] for t in TASKS}, {t: [] for t in TASKS}, []
+    truth, peer_f0 = {t: [] for t in TASKS}, []
+    pred = {variant: {t: [] for t in TASKS} for variant in ("smoothed", "raw")}
     for item_id, mixture in data.fixed_mixtures(rows, split, limit=limit):
         enhanced, masks = enhance_offline(net, mixture["noisy"])
         noisy_scores.append(metrics.quality(mixture["noisy"], mixture["clean"]))
@@ -63,11 +65,13 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
         targets = mixture_targets(mixture, probes.category_names,
                                   cached_clean_targets(target_cache, item_id, paths[item_id]))
         frames = len(targets["vad"])
-        scores = probes.scores(engine_masks(engine, mixture["noisy"])[:frames])
-        columns = probes.columns(scores)
+        raw = probes.scores(engine_masks(engine, mixture["noisy"])[:frames])
+        for variant, scores in (("smoothed", probes.smooth(raw, {})), ("raw", raw)):
+            columns = probes.columns(scores)
+            for task in TASKS:
+                pred[variant][task].append(scores["f0_hz"][:, 0] if task == "f0_hz" else columns[task])
         for task in TASKS:
             truth[task].append(targets[task])
-            pred[task].append(scores["f0_hz"][:, 0] if task == "f0_hz" else columns[task])
         peer_f0.append(pyworld_noisy_f0(mixture["noisy"], frames))
     block_usage = np.mean(usage, axis=0)
     mean = lambda scores: {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}  # noqa: E731
@@ -86,10 +90,12 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
     }
     if probes is not None:
         t = {k: np.concatenate(v) for k, v in truth.items()}
-        p = {k: np.concatenate(v) for k, v in pred.items()}
-        report["probes"] = {task: score_task(task, t[task], p[task]) for task in TASKS}
-        both = ~np.isnan(t["f0_hz"]) & p["voiced"]
-        report["probes"]["f0_hz_voiced_in_both"] = score_task("f0_hz", t["f0_hz"][both], p["f0_hz"][both])
+        for variant, key in (("smoothed", "probes"), ("raw", "probes_unsmoothed")):
+            p = {k: np.concatenate(v) for k, v in pred[variant].items()}
+            report[key] = {task: score_task(task, t[task], p[task]) for task in TASKS}
+            both = ~np.isnan(t["f0_hz"]) & p["voiced"]
+            report[key]["f0_hz_voiced_in_both"] = score_task("f0_hz", t["f0_hz"][both], p["f0_hz"][both])
+        report["smoothing"] = probes.smoothing
         report["peers"] = {"pyworld_dio_noisy_f0": score_task("f0_hz", t["f0_hz"], np.concatenate(peer_f0))}
         report["probe_adds_per_frame"] = {task: int(len(pr.index)) for task, pr in probes.probes.items()}
     return report

@@ -46,15 +46,42 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+@numba.njit(cache=True, nogil=True)
+def ema(scores, alpha, state):  # pragma: no cover - compiled
+    """Causal exponential average over frames, in place; ``state`` holds the last output (NaN: none yet)."""
+    for f in range(scores.shape[0]):
+        if not np.isnan(state[0]):
+            for k in range(scores.shape[1]):
+                scores[f, k] = alpha * state[k] + (1.0 - alpha) * scores[f, k]
+        for k in range(scores.shape[1]):
+            state[k] = scores[f, k]
+
+
 class LinearProbes:
-    """The six probes of a preset (``probes.safetensors`` + ``probes.json``)."""
+    """The six probes of a preset (``probes.safetensors`` + ``probes.json``).
+
+    ``smoothing`` maps a task to the coefficient of a causal exponential average of its
+    scores over frames (0 or absent: none), chosen on the valid split by fit_probes.
+    """
 
     FILE = "probes.safetensors"
     META = "probes.json"
 
-    def __init__(self, probes: dict[str, Probe], category_names: list[str]):
+    def __init__(self, probes: dict[str, Probe], category_names: list[str], smoothing: dict[str, float] | None = None):
         self.probes = probes
         self.category_names = category_names
+        self.smoothing = dict(smoothing or {})
+
+    def smooth(self, scores: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Apply the causal smoothing; ``state`` (a dict kept by the caller per stream) carries over."""
+        out = {}
+        for task, s in scores.items():
+            alpha = self.smoothing.get(task, 0.0)
+            if alpha > 0 and len(s):
+                s = np.array(s, np.float32)
+                ema(s, np.float32(alpha), state.setdefault(task, np.full(s.shape[1], np.nan, np.float32)))
+            out[task] = s
+        return out
 
     def scores(self, masks: np.ndarray) -> dict[str, np.ndarray]:
         """masks (F, blocks, hidden) bool -> raw scores per task (logits for classifiers)."""
@@ -82,11 +109,11 @@ class LinearProbes:
     def predict(self, masks: np.ndarray, vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
         return self.columns(self.scores(masks), vad_threshold)
 
-    def predict_channels(self, masks: list[np.ndarray], vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
-        """Average each task's scores over channels, then decide."""
+    def predict_channels(self, masks: list[np.ndarray], state: dict, vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
+        """Average each task's scores over channels, smooth them causally, then decide."""
         per_channel = [self.scores(m) for m in masks]
         mean = {k: np.mean([s[k] for s in per_channel], axis=0) for k in per_channel[0]}
-        return self.columns(mean, vad_threshold)
+        return self.columns(self.smooth(mean, state), vad_threshold)
 
     def save(self, folder: Path) -> None:
         tensors = {}
@@ -95,7 +122,7 @@ class LinearProbes:
             tensors[f"{name}.coef"] = p.coef.astype(np.float32)
             tensors[f"{name}.bias"] = p.bias.astype(np.float32)
         save_file(tensors, str(Path(folder) / self.FILE))
-        meta = {"tasks": list(self.probes), "category_names": self.category_names}
+        meta = {"tasks": list(self.probes), "category_names": self.category_names, "smoothing": self.smoothing}
         (Path(folder) / self.META).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -111,4 +138,4 @@ class LinearProbes:
             )
             for name in meta["tasks"]
         }
-        return cls(probes, meta["category_names"])
+        return cls(probes, meta["category_names"], meta.get("smoothing"))
