@@ -64,8 +64,12 @@ def bench_preset(name: str, x: np.ndarray, repeats: int) -> dict:
     fx = DynCPEnhancer.from_preset(name)
     stream_engine(engine, x[:16000])  # compile / warm caches
     stream_effect(fx, x[:16000])
+    torch.set_num_threads(2)
+    rtf_offline_2 = best_time(lambda: enhance_offline(net, x), repeats) / duration
+    torch.set_num_threads(1)
     return {
         "gated": bool(config["gated"]),
+        "rtf_offline_2_threads": rtf_offline_2,
         "usage": float(usage.mean()),
         "macs_per_frame": macs["total"],
         "macs_per_frame_dense": frame_macs(config)["total"],
@@ -75,12 +79,37 @@ def bench_preset(name: str, x: np.ndarray, repeats: int) -> dict:
     }
 
 
+def scaling(name: str, x: np.ndarray, durations=(1, 10, 60, 600)) -> dict:
+    """Streaming RTF and peak traced memory (numpy + Python) for inputs of growing length.
+
+    The input is generated 512 samples at a time by looping ``x``, so only what the effect
+    itself holds is measured; flat memory means the stream does not accumulate audio.
+    """
+    import tracemalloc
+
+    out = {}
+    for seconds in durations:
+        fx = DynCPEnhancer.from_preset(name)
+        n = int(seconds * data.SAMPLE_RATE)
+        tracemalloc.start()
+        t = time.perf_counter()
+        for i in range(0, n, STREAM_BUFFER):
+            j = i % (len(x) - STREAM_BUFFER)
+            fx.process(x[j : j + min(STREAM_BUFFER, n - i)], data.SAMPLE_RATE, reset=False)
+        elapsed = time.perf_counter() - t
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        out[f"{seconds}s"] = {"rtf": elapsed / seconds, "peak_traced_mib": peak / 2**20}
+    return out
+
+
 def run_bench(seconds: float = 60.0, data_root=None, repeats: int = 3, names=("dense", "quality", "balanced")) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         x = bench_audio(seconds, data_root)
         systems = {n: bench_preset(n, x, repeats) for n in names if n in presets.available()}
+        scale = scaling("balanced", x) if "balanced" in systems else {}
     finally:
         torch.set_num_threads(threads)
     if "dense" not in systems:
@@ -97,6 +126,8 @@ def run_bench(seconds: float = 60.0, data_root=None, repeats: int = 3, names=("d
         "audio_seconds": len(x) / data.SAMPLE_RATE,
         "audio": "fixed test-split mixtures (freelunch.data.fixed_mixtures), concatenated",
         "systems": systems,
+        "scaling_balanced_stream_512": scale,
+        "notes": "peak_traced_mib grows with length only through the property track (a few floats per 16 ms frame)",
     }
 
 
@@ -113,6 +144,12 @@ def markdown(report: dict) -> str:
             f" {s['rtf_stream_512']:.4f} | {s['rtf_stream_512_with_properties']:.4f} |"
             f" {100 * s['wallclock_saving_stream_512']:.1f} % | {100 * s['wallclock_saving_offline']:.1f} % |"
         )
+    lines += ["", "| 2 threads, RTF offline |" + "|".join(f" {n} {s['rtf_offline_2_threads']:.4f} " for n, s in report["systems"].items()) + "|"]
+    if report.get("scaling_balanced_stream_512"):
+        lines += ["", "| balanced, streaming 512 | " + " | ".join(report["scaling_balanced_stream_512"]) + " |",
+                  "|---|" + "---|" * len(report["scaling_balanced_stream_512"]),
+                  "| RTF | " + " | ".join(f"{v['rtf']:.4f}" for v in report["scaling_balanced_stream_512"].values()) + " |",
+                  "| peak traced memory (MiB) | " + " | ".join(f"{v['peak_traced_mib']:.1f}" for v in report["scaling_balanced_stream_512"].values()) + " |"]
     return "\n".join(lines) + "\n"
 
 
