@@ -42,5 +42,7 @@ def test_missing_peer_is_skipped_with_its_reason(shipped, monkeypatch, tmp_path)
     assert {"noisy", "freelunch_balanced", "freelunch_dense"} <= set(report["quality"])
     assert "freelunch_balanced" in report["vad"] and "freelunch_balanced" in report["f0"]
     assert "skipped: deepfilternet3" in bench.peer_markdown(report)
-    bench.peer_plot(report, tmp_path / "p.png")
+    from freelunch.plots import peer_figure
+
+    peer_figure(report, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000

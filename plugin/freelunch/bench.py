@@ -250,26 +250,3 @@ def peer_markdown(report: dict) -> str:
     if report["skipped"]:
         lines += ["", "skipped: " + "; ".join(f"{k} ({v})" for k, v in report["skipped"].items())]
     return "\n".join(lines) + "\n"
-
-
-def peer_plot(report: dict, out) -> None:
-    """Quality against RTF, one point per system."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for k, q in report["quality"].items():
-        rtf = report["rtf"].get(k.removeprefix("freelunch_"), report["rtf"].get(k))
-        if rtf:
-            ax.scatter(rtf, q["pesq"])
-            ax.annotate(k, (rtf, q["pesq"]), fontsize=8)
-    ax.axhline(report["quality"]["noisy"]["pesq"], ls="--", color="gray", lw=0.8, label="noisy input")
-    ax.set_xscale("log")
-    ax.set_xlabel("real-time factor (1 thread, log)")
-    ax.set_ylabel("PESQ-WB")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)

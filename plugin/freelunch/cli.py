@@ -148,7 +148,7 @@ def list_presets(as_json):
 @fail_cleanly
 def bench(as_json, out_dir, seconds, peers, limit, data_root):
     """Cost and speed of the presets on test-split mixtures, one thread; --peers adds the comparison."""
-    from .bench import markdown, peer_markdown, peer_plot, run_bench, run_peer_comparison
+    from .bench import markdown, peer_markdown, run_bench, run_peer_comparison
     from .export.common import write_text_atomic
 
     report = {"engine": run_bench(seconds=seconds, data_root=data_root)}
@@ -161,7 +161,9 @@ def bench(as_json, out_dir, seconds, peers, limit, data_root):
         write_text_atomic(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
         write_text_atomic(Path(out_dir) / "report.md", text)
         if peers:
-            peer_plot(report["peers"], Path(out_dir) / "peers.png")
+            from .plots import peer_figure
+
+            peer_figure(report["peers"], Path(out_dir) / "peers.png")
     click.echo(json.dumps(report, indent=2) if as_json else text)
 
 

@@ -22,6 +22,12 @@ def _pyplot():
     return plt
 
 
+def _save(fig, out: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+
+
 def example_figure(net, probes, mixture, targets, enhanced, out: Path) -> None:
     """Clean / noise / enhanced spectrograms, the gate masks, and the targets with speech shaded."""
     plt = _pyplot()
@@ -52,9 +58,7 @@ def example_figure(net, probes, mixture, targets, enhanced, out: Path) -> None:
     ax.set_xlabel(f"s — noise: {mixture['category']}, probe says "
                   f"{probes.category_names[int(np.bincount(columns['noise_category']).argmax())]}")
     ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def feature_type_figure(report: dict, out: Path) -> None:
@@ -71,9 +75,7 @@ def feature_type_figure(report: dict, out: Path) -> None:
     ax.set_ylabel("valid score (accuracy or R², floored at -0.2)")
     ax.axhline(0, color="k", lw=0.5)
     ax.legend(fontsize=8, ncol=len(types))
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def selection_figure(report: dict, out: Path) -> None:
@@ -86,9 +88,7 @@ def selection_figure(report: dict, out: Path) -> None:
     ax.set_xlabel("mask features kept")
     ax.set_ylabel("valid score")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def coefficient_figure(report: dict, hidden: int, out: Path) -> None:
@@ -105,9 +105,7 @@ def coefficient_figure(report: dict, hidden: int, out: Path) -> None:
         ax.set_xticklabels([f"B{b}" for b in (top[order] // hidden)], fontsize=5, rotation=90)
         ax.set_yticks([])
         ax.set_ylabel(task, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def tsne_figure(masks: np.ndarray, targets: dict, names: list[str], out: Path) -> None:
@@ -124,9 +122,7 @@ def tsne_figure(masks: np.ndarray, targets: dict, names: list[str], out: Path) -
         ax.set_yticks([])
         if title != "noise category":
             fig.colorbar(sc, ax=ax)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def make_figures(preset: str, out_dir: Path, data_root=None, target_cache="results/targets_cache",
@@ -169,3 +165,20 @@ def make_figures(preset: str, out_dir: Path, data_root=None, target_cache="resul
     written += [out_dir / n for n in ("example.png", "feature_types.png", "feature_selection.png",
                                       "coefficients_top64.png", "tsne.png")]
     return written
+
+
+def peer_figure(report: dict, out: Path) -> None:
+    """``freelunch bench --peers``: PESQ-WB against RTF, one point per system."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k, q in report["quality"].items():
+        rtf = report["rtf"].get(k.removeprefix("freelunch_"), report["rtf"].get(k))
+        if rtf:
+            ax.scatter(rtf, q["pesq"])
+            ax.annotate(k, (rtf, q["pesq"]), fontsize=8)
+    ax.axhline(report["quality"]["noisy"]["pesq"], ls="--", color="gray", lw=0.8, label="noisy input")
+    ax.set_xscale("log")
+    ax.set_xlabel("real-time factor (1 thread, log)")
+    ax.set_ylabel("PESQ-WB")
+    ax.legend(fontsize=8)
+    _save(fig, out)
