@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Turn a training run's best checkpoint into a preset folder and score it on the test split.
+"""Turn a training run's best checkpoint into a complete preset folder.
 
-    python recipes/export_preset.py results/balanced presets/balanced
+    python recipes/export_preset.py results/balanced presets/balanced hparams/probes.yaml
 
-Writes model.safetensors, config.json (with the checkpoint's valid metrics), metrics.json
-(``freelunch evaluate`` on the test split) and checksums.json. A new network makes old
-probes meaningless, so the folder is replaced whole: fit the probes again afterwards with
-``python recipes/fit_probes.py hparams/probes.yaml``.
+Writes model.safetensors and config.json (with the checkpoint's valid metrics); for a gated
+network given a probes hparams file, fits the probes on its masks (``fit_probes.py``);
+then scores the preset on the test split into metrics.json (``freelunch evaluate``) and
+writes checksums.json. A new network makes old probes meaningless, so the folder is
+replaced whole.
 """
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ from hyperpyyaml import load_hyperpyyaml
 from freelunch import presets
 from freelunch.evaluate import evaluate_preset
 
+sys.path.insert(0, str(Path(__file__).parent))
+import fit_probes  # noqa: E402
 
-def export(run_folder: Path, preset_folder: Path, limit: int | None = None) -> dict:
+
+def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = None, limit: int | None = None) -> dict:
     with open(run_folder / "hyperparams.yaml") as f:
         hparams = load_hyperpyyaml(f, {"output_folder": str(run_folder)})
     checkpoint = hparams["checkpointer"].recover_if_possible(max_key="score")
@@ -37,6 +41,9 @@ def export(run_folder: Path, preset_folder: Path, limit: int | None = None) -> d
         },
     }
     presets.save(preset_folder, net, config)
+    if probes_hparams is not None and net.gated:
+        with open(probes_hparams) as f:
+            fit_probes.main(load_hyperpyyaml(f, {"preset": str(preset_folder)}))
     metrics = evaluate_preset(str(preset_folder), split="test", limit=limit)
     (preset_folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     presets.write_checksums(preset_folder)
@@ -44,6 +51,7 @@ def export(run_folder: Path, preset_folder: Path, limit: int | None = None) -> d
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    print(json.dumps(export(Path(sys.argv[1]), Path(sys.argv[2])), indent=2))
+    probes_file = Path(sys.argv[3]) if len(sys.argv) == 4 else None
+    print(json.dumps(export(Path(sys.argv[1]), Path(sys.argv[2]), probes_file), indent=2))

@@ -132,3 +132,28 @@ def test_two_process_gloo_training(tmp_path):
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "valid pesq" in (tmp_path / "ddp" / "train_log.txt").read_text()
+
+
+def test_export_turns_a_run_into_a_complete_preset(tmp_path):
+    """A tiny gated run -> export with probes -> a preset that verifies, loads and reports."""
+    run = tmp_path / "run"
+    args = train_cmd(run, "--number_of_epochs", "2", "--dense_warmup_epochs", "1", "--usage_ramp_epochs", "1")
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    probes_yaml = (ROOT / "hparams" / "probes.yaml").read_text()
+    for key, value in {"max_utterances": "4", "train_draws": "1", "valid_draws": "1", "compare_frames": "100",
+                       "data_root": str(PACK), "target_cache": str(tmp_path / "cache")}.items():
+        probes_yaml = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line
+                                for line in probes_yaml.splitlines())
+    (tmp_path / "probes.yaml").write_text(probes_yaml)
+    from export_preset import export
+
+    folder = tmp_path / "preset"
+    report = export(run, folder, tmp_path / "probes.yaml", limit=2)
+    from freelunch import DynCPEnhancer, presets
+
+    presets.verify(folder)
+    assert report["mixtures"] == 2 and set(report["probes"]) >= {"vad", "f0_hz", "noise_category"}
+    fx = DynCPEnhancer.from_preset(folder)
+    fx(np.zeros(16000, np.float32), 16000)
+    assert len(fx.properties.vad) == len(fx.properties.times) > 0

@@ -1,0 +1,89 @@
+"""The shipped, trained presets: they load, they enhance real audio, their gates keep to the
+budget, and with no speech present their probes report none."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from freelunch import DynCPEnhancer, data, metrics, presets
+from freelunch.export.common import label_segments
+from freelunch.pretrained import FreelunchEnhancer
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHIPPED = {"balanced": 0.25, "quality": 0.5, "dense": 1.0}
+needs_data = pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data")
+
+
+@pytest.fixture(scope="module")
+def valid_rows():
+    return data.pack_layout(DATA)
+
+
+@pytest.fixture(scope="module")
+def valid_mixtures(valid_rows):
+    return [m for _, m in data.fixed_mixtures(valid_rows, "valid", limit=3)]
+
+
+def test_all_three_presets_ship():
+    assert set(SHIPPED) <= set(presets.available())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_preset_records_its_test_metrics(name):
+    folder = presets.resolve(name)
+    report = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    assert report["enhanced"]["pesq"] > report["noisy"]["pesq"] + 0.3
+    assert report["enhanced"]["si_sdr"] > report["noisy"]["si_sdr"]
+    assert report["macs_gated"] <= report["macs_dense"]
+    assert abs(config["target_usage"] - SHIPPED[name]) < 1e-6
+    if name != "dense":
+        assert abs(report["usage"] - SHIPPED[name]) < 0.05
+
+
+@needs_data
+@pytest.mark.parametrize("name", SHIPPED)
+def test_preset_enhances_real_mixtures(name, valid_mixtures):
+    """On valid-split mixtures the trained network must raise SI-SDR clearly, with usage near Φ."""
+    fx = DynCPEnhancer.from_preset(name)
+    gains, usage = [], []
+    for m in valid_mixtures:
+        enhanced = fx(m["noisy"], 16000)
+        gains.append(metrics.si_sdr(enhanced, m["clean"]) - metrics.si_sdr(m["noisy"], m["clean"]))
+        usage.append(fx.properties.usage.mean())
+    assert np.mean(gains) > 3.0
+    assert abs(np.mean(usage) - SHIPPED[name]) < 0.08
+
+
+@needs_data
+def test_speechbrain_interface_matches_the_effect(valid_mixtures):
+    noisy = valid_mixtures[0]["noisy"]
+    sb_model = FreelunchEnhancer.from_hparams(source=str(presets.resolve("balanced")))
+    via_sb = sb_model.enhance_batch(noisy[None]).squeeze(0).numpy()
+    via_fx = DynCPEnhancer.from_preset("balanced")(noisy, 16000)
+    assert np.max(np.abs(via_sb[: len(via_fx)] - via_fx)) < 1e-3
+
+
+def no_speech_found(fx: DynCPEnhancer, x: np.ndarray) -> None:
+    fx(x, 16000)
+    track = fx.properties
+    assert label_segments(track, properties=("vad",)) == []
+    assert np.all(np.isnan(track.f0_hz))
+
+
+def test_digital_silence_gives_no_speech():
+    no_speech_found(DynCPEnhancer.from_preset("balanced"), np.zeros(5 * 16000, np.float32))
+
+
+@needs_data
+def test_real_noise_without_speech_gives_no_speech(valid_rows):
+    """Every noise file of the valid split, 5 s at -30 dBFS RMS, holds no speech segment and no F0."""
+    fx = DynCPEnhancer.from_preset("balanced")
+    _, noise_rows = data.split_rows(valid_rows, "valid")
+    for row in noise_rows:
+        x = data.load(row["path"])[: 5 * 16000]
+        x = x * (10 ** (-30 / 20) / (np.sqrt(np.mean(x**2)) + 1e-12))
+        no_speech_found(fx, x.astype(np.float32))
