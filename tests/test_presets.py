@@ -3,7 +3,6 @@ budget, and with no speech present their probes report none."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from freelunch import DynCPEnhancer, data, metrics, presets
 from freelunch.export.common import label_segments
 from freelunch.pretrained import FreelunchEnhancer
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = data.default_data_root()
 SHIPPED = {"balanced": 0.25, "quality": 0.5, "dense": 1.0}
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data")
 
@@ -101,5 +100,5 @@ def test_real_noise_without_speech_gives_no_speech(valid_rows):
     _, noise_rows = data.split_rows(valid_rows, "valid")
     for row in noise_rows:
         x = data.load(row["path"])[: 5 * 16000]
-        x = x * (10 ** (-30 / 20) / (np.sqrt(np.mean(x**2)) + 1e-12))
+        x = x * (10 ** (-30 / 20) / data.rms(x))
         no_speech_found(fx, x.astype(np.float32))
