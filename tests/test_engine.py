@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import make_net
-from freelunch.model import StreamingEngine
+from freelunch.model import BatchedEngine, StreamingEngine
 from freelunch.model import stft as S
 from freelunch.model.cost import frame_macs
 from freelunch.model.losses import se_loss, sparsity_loss
@@ -103,6 +103,23 @@ def test_dense_network_streams_like_offline(speechlike):
     y, masks = stream(StreamingEngine(net), speechlike, 700)
     assert masks.all()
     np.testing.assert_allclose(y, offline(net, speechlike), atol=1e-4)
+
+
+@pytest.mark.parametrize("gated", [True, False])
+@pytest.mark.parametrize("chunk", [1, 7, 256, 100000])
+def test_batched_engine_equals_the_network(speechlike, gated, chunk):
+    """Whatever the chunking, the batched engine gives the network's masks and output."""
+    net = make_net(gated=gated)
+    x = speechlike[:24000]
+    with torch.no_grad():
+        y, _, trace = net(torch.from_numpy(x)[None])
+    enhanced, masks = BatchedEngine(net, chunk=chunk)(x)
+    torch_masks = trace.masks[0].numpy().transpose(2, 0, 1).astype(bool)
+    assert masks.shape == torch_masks.shape and masks.dtype == bool
+    assert (masks == torch_masks).mean() > 0.999
+    assert masks.all() if not gated else 0.2 < masks.mean() < 0.8
+    forced = torch.from_numpy(masks.transpose(1, 2, 0)[None].astype(np.float32))
+    np.testing.assert_allclose(enhanced, offline(net, x, forced if gated else None), atol=1e-4)
 
 
 def test_gradients_reach_gates_through_the_surrogate(speechlike):

@@ -14,8 +14,7 @@ import torch
 
 from . import data, presets
 from .effect import DynCPEnhancer
-from .evaluate import enhance_offline
-from .model import StreamingEngine
+from .model import BatchedEngine, StreamingEngine
 from .model.cost import frame_macs
 
 STREAM_BUFFER = 512
@@ -57,7 +56,8 @@ def stream_effect(fx: DynCPEnhancer, x: np.ndarray) -> None:
 def bench_preset(name: str, x: np.ndarray, repeats: int) -> dict:
     net, config, _ = presets.load(name)
     duration = len(x) / data.SAMPLE_RATE
-    _, masks = enhance_offline(net, x)
+    batched = BatchedEngine(net)
+    _, masks = batched(x)
     usage = masks.mean(axis=(0, 2))
     macs = frame_macs(config, usage if config["gated"] else None)
     engine = StreamingEngine(net)
@@ -65,7 +65,7 @@ def bench_preset(name: str, x: np.ndarray, repeats: int) -> dict:
     stream_engine(engine, x[:16000])  # compile / warm caches
     stream_effect(fx, x[:16000])
     torch.set_num_threads(2)
-    rtf_offline_2 = best_time(lambda: enhance_offline(net, x), repeats) / duration
+    rtf_offline_2 = best_time(lambda: batched(x), repeats) / duration
     torch.set_num_threads(1)
     return {
         "gated": bool(config["gated"]),
@@ -73,7 +73,7 @@ def bench_preset(name: str, x: np.ndarray, repeats: int) -> dict:
         "usage": float(usage.mean()),
         "macs_per_frame": macs["total"],
         "macs_per_frame_dense": frame_macs(config)["total"],
-        "rtf_offline": best_time(lambda: enhance_offline(net, x), repeats) / duration,
+        "rtf_offline": best_time(lambda: batched(x), repeats) / duration,
         "rtf_stream_512": best_time(lambda: stream_engine(engine, x), repeats) / duration,
         "rtf_stream_512_with_properties": best_time(lambda: stream_effect(fx, x), repeats) / duration,
     }

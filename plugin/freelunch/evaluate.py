@@ -1,16 +1,15 @@
 """``freelunch evaluate``: score a preset on the fixed mixtures of a split.
 
-Speech quality comes from the batched network (the same output as the streaming engine
+Speech quality comes from the batched engine (the same output as the streaming engine
 to ~1e-4); the probes read the streaming engine's masks, exactly as the effect does, and
 are scored with the preset's causal smoothing (``probes``) and without (``probes_unsmoothed``).
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from . import data, metrics, presets
-from .model import StreamingEngine
+from .model import BatchedEngine, StreamingEngine
 from .model.cost import frame_macs
 from .probes.cache import cached_clean_targets
 from .probes.linear import TASKS, LinearProbes
@@ -18,13 +17,6 @@ from .probes.scoring import score_task
 from .probes.targets import mixture_targets
 
 TARGET_CACHE = "results/targets_cache"
-
-
-def enhance_offline(net, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Batched (dense-with-masks) inference: enhanced audio and masks (T, blocks, hidden) bool."""
-    with torch.no_grad():
-        y, _, trace = net(torch.from_numpy(noisy)[None])
-    return y[0].numpy(), trace.masks[0].numpy().transpose(2, 0, 1).astype(bool)
 
 
 def engine_masks(engine: StreamingEngine, noisy: np.ndarray) -> np.ndarray:
@@ -49,6 +41,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
     """Speech quality, usage and MACs; with probes, the six tasks against their targets."""
     net, config, folder = presets.load(preset)
     probes = LinearProbes.load(folder) if (folder / LinearProbes.FILE).exists() else None
+    batched = BatchedEngine(net)
     engine = StreamingEngine(net) if probes else None
     rows = data.pack_layout(data_root or data.default_data_root())
     paths = {r["id"]: r["path"] for r in rows}
@@ -56,7 +49,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
     truth, peer_f0 = {t: [] for t in TASKS}, []
     pred = {variant: {t: [] for t in TASKS} for variant in ("smoothed", "raw")}
     for item_id, mixture in data.fixed_mixtures(rows, split, limit=limit):
-        enhanced, masks = enhance_offline(net, mixture["noisy"])
+        enhanced, masks = batched(mixture["noisy"])
         noisy_scores.append(metrics.quality(mixture["noisy"], mixture["clean"]))
         enhanced_scores.append(metrics.quality(enhanced, mixture["clean"]))
         usage.append(masks.mean(axis=(0, 2)))

@@ -16,7 +16,7 @@ VAD_THRESHOLD_DB = -25.0  # a frame is speech when its energy is within 25 dB of
 VAD_FLOOR_MARGIN_DB = 8.0  # ...and 8 dB above the recording's own floor (its 5th-percentile frame),
 VAD_HANGOVER_FRAMES = 3  # ...and stays speech for 48 ms after, bridging plosives and short gaps
 SNR_CLIP_DB = (-20.0, 40.0)
-LEVEL_FLOOR_DB = -100.0
+LEVEL_FLOOR_DB = -100.0  # noise level floor; a frame with speech and noise both below it has no SNR
 F0_FLOOR_HZ, F0_CEIL_HZ = 60.0, 500.0
 
 
@@ -71,9 +71,11 @@ def noise_category(category: str, names: list[str], frames: int) -> np.ndarray:
 
 
 def snr_db(clean: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """Local frame SNR, 10·log10(E_speech / E_noise), clipped to [-20, 40] dB."""
-    ratio = (frame_energy(clean) + 1e-12) / (frame_energy(noise) + 1e-12)
-    return np.clip(10 * np.log10(ratio), *SNR_CLIP_DB)
+    """Local frame SNR, 10·log10(E_speech / E_noise), clipped to [-20, 40] dB; NaN in digital silence."""
+    speech_energy, noise_energy = frame_energy(clean), frame_energy(noise)
+    ratio = (speech_energy + 1e-12) / (noise_energy + 1e-12)
+    silent = np.maximum(speech_energy, noise_energy) < 10 ** (LEVEL_FLOOR_DB / 10)
+    return np.where(silent, np.nan, np.clip(10 * np.log10(ratio), *SNR_CLIP_DB))
 
 
 def noise_level_db(noise: np.ndarray) -> np.ndarray:
@@ -87,6 +89,11 @@ def clean_targets(clean: np.ndarray, f0: np.ndarray | None = None) -> dict[str, 
     speech = vad(clean)
     is_voiced = voiced(f0, speech)
     return {"vad": speech, "voiced": is_voiced, "f0_hz": f0_hz(f0, is_voiced)}
+
+
+def no_speech(frames: int) -> dict[str, np.ndarray]:
+    """The clean-speech targets of a clip without speech (pure noise or silence)."""
+    return {"vad": np.zeros(frames, bool), "voiced": np.zeros(frames, bool), "f0_hz": np.full(frames, np.nan)}
 
 
 def mixture_targets(mixture: dict, names: list[str], clean_cached: dict | None = None) -> dict[str, np.ndarray]:
