@@ -24,6 +24,10 @@ class PropertyTrack:
     [(0.0, 0.032, 'speech')]
     """
 
+    # A stream appends a few frames per buffer; each small array costs ~100 bytes of header,
+    # more than its data, so the chunks are merged every so often.
+    COMPACT_EVERY = 256
+
     def __init__(self, category_names: list[str] | None = None, hop_s: float = HOP_S):
         self.category_names = list(category_names or [])
         self.hop_s = hop_s
@@ -48,6 +52,9 @@ class PropertyTrack:
             if len(value) != n:
                 raise ValueError(f"column {c} has {len(value)} rows, expected {n}")
             self._chunks[c].append(value)
+        if len(self._chunks["times"]) >= self.COMPACT_EVERY:
+            for c in COLUMNS:
+                self.column(c)
 
     def column(self, name: str) -> np.ndarray:
         if name not in self._chunks:

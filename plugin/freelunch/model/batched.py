@@ -1,7 +1,10 @@
 """Offline inference for whole signals: every frame at once, as matrix products.
 
-Per-frame kernels cannot beat a batched matrix product, so offline the hidden channels are
-computed densely and the gate masks applied, which gives the same output as skipping them.
+Per-frame kernels cannot beat a batched matrix product. Offline, frames are processed in
+chunks: a chunk computes the hidden channels that at least one of its frames uses, as dense
+products with the masks applied, and skips the channels none of them uses (with 25 % usage
+per frame, about half the channels are idle over a 64-frame chunk). The output is the same
+as skipping per frame.
 Frames are rows (``(T, C)`` layout) so that each 1x1 convolution is one BLAS call with the
 bias fused in; ``nn.Conv1d`` with kernel 1 would take a slow generic path. The weights are
 the streaming engine's export (eval-mode norms as per-channel affine maps).
@@ -26,13 +29,19 @@ class BatchedEngine:
     ((16000,), (64, 9, 256))
     """
 
-    def __init__(self, net: ConvFSENet, chunk: int = 256):
+    def __init__(self, net: ConvFSENet, chunk: int = 64):
         net = net.eval()
         self.chunk = chunk
-        (self.front_w, self.front_b, self.up_w, self.up_b, self.prelu1, self.n1_scale, self.n1_shift,
-         self.dw_w, self.dw_b, self.prelu2, self.n2_scale, self.n2_shift, self.down_wt, self.down_b,
-         self.g1_w, self.g1_b, self.g2_w, self.g2_b, dilations, self.back_w, self.back_b, self.gated,
+        (self.front_w, self.front_b, self.up_w, up_b, prelu1, n1_scale, n1_shift, dw_w, dw_b, prelu2,
+         n2_scale, n2_shift, self.down_wt, self.down_b, self.g1_w, self.g1_b, self.g2_w, self.g2_b, dilations,
+         self.back_w, self.back_b, self.gated,
          ) = (torch.from_numpy(p) if isinstance(p, np.ndarray) else p for p in export_weights(net))
+        # Every per-hidden-channel parameter of a block in one table (blocks, params, hidden),
+        # so that the active channels' parameters are gathered in one call.
+        self.taps = dw_w.shape[-1]
+        self.channel_table = torch.cat(
+            [torch.stack([up_b, prelu1, n1_scale, n1_shift, dw_b, prelu2, n2_scale, n2_shift], 1),
+             dw_w.transpose(1, 2)], 1).contiguous()
         self.dilations = dilations.tolist()
         self.window = net.config["gate_window"]
         self.compression = net.compression
@@ -46,27 +55,33 @@ class BatchedEngine:
         return (torch.addmm(self.g2_b[b], hidden, self.g2_w[b].T) > 0).float()
 
     def _block(self, b: int, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        h = torch.nn.functional.prelu(torch.addmm(self.up_b[b], x, self.up_w[b].T), self.prelu1[b])  # (T, hidden)
-        h = torch.addcmul(self.n1_shift[b], h, self.n1_scale[b])
+        """(T, C) -> (T, C), computing only the hidden channels that are active in some frame."""
+        table, up_w, down_wt = self.channel_table[b], self.up_w[b], self.down_wt[b]
+        if mask is not None:
+            active = mask.any(0).nonzero().squeeze(1)
+            if len(active) < mask.shape[1]:
+                table, up_w, down_wt, mask = table[:, active], up_w[active], down_wt[active], mask[:, active]
+        up_b, prelu1, n1_scale, n1_shift, dw_b, prelu2, n2_scale, n2_shift, *dw_w = table
+        h = torch.addcmul(n1_shift, torch.nn.functional.prelu(torch.addmm(up_b, x, up_w.T), prelu1), n1_scale)
         if mask is not None:
             h.mul_(mask)
         # causal depthwise: tap k looks (taps - 1 - k) * dilation frames back
-        taps, dilation = self.dw_w.shape[-1], self.dilations[b]
-        d = torch.addcmul(self.dw_b[b], h, self.dw_w[b, :, taps - 1])
-        for k in range(taps - 1):
-            lag = (taps - 1 - k) * dilation
+        dilation = self.dilations[b]
+        d = torch.addcmul(dw_b, h, dw_w[-1])
+        for k in range(self.taps - 1):
+            lag = (self.taps - 1 - k) * dilation
             if lag < len(h):
-                d[lag:].addcmul_(h[:-lag], self.dw_w[b, :, k])
-        d = torch.addcmul(self.n2_shift[b], torch.nn.functional.prelu(d, self.prelu2[b]), self.n2_scale[b])
+                d[lag:].addcmul_(h[:-lag], dw_w[k])
+        d = torch.addcmul(n2_shift, torch.nn.functional.prelu(d, prelu2), n2_scale)
         if mask is not None:
             d.mul_(mask)
-        return torch.addmm(self.down_b[b], d, self.down_wt[b]).add_(x)  # residual, (T, C)
+        return torch.addmm(self.down_b[b], d, down_wt).add_(x)  # residual, (T, C)
 
     def _layer(self, b: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Gate and block ``b`` over all frames, ``chunk`` frames at a time so that the
-        intermediates stay in cache. Each chunk is computed from enough earlier frames
-        (gate window + depthwise reach) that its own frames are exact."""
-        reach = self.window - 1 + (self.dw_w.shape[-1] - 1) * self.dilations[b]
+        """Gate and block ``b`` over all frames, ``chunk`` frames at a time: the intermediates
+        stay in cache, and a chunk computes only the channels some of its frames use. Each
+        chunk starts early enough (gate window + depthwise reach) that its own frames are exact."""
+        reach = self.window - 1 + (self.taps - 1) * self.dilations[b]
         out = torch.empty_like(x)
         masks = torch.empty(len(x), self.up_w.shape[1], dtype=torch.bool) if self.gated else None
         for start in range(0, len(x), self.chunk):
