@@ -26,11 +26,25 @@ from freelunch import data, presets
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.features import extract
 from freelunch.probes.linear import CLASSIFIERS, TASKS, LinearProbes, Probe
-from freelunch.probes.targets import mixture_targets
+from freelunch.model.stft import n_frames
+from freelunch.probes.targets import mixture_targets, no_speech
 
 
 def category_names(rows: list[dict]) -> list[str]:
     return sorted({r["category"] for r in rows if r["kind"] == "noise"})
+
+
+def no_speech_clips(hp, bank: data.NoiseBank, rng) -> list[dict]:
+    """Every noise file of the split alone at a random level, and digital silence. Without
+    these the probes only ever see speech mixtures, and call silence speech."""
+    length = int(hp["no_speech_seconds"] * data.SAMPLE_RATE)
+    silence = np.zeros(length, np.float32)
+    clips = [dict(noisy=silence, clean=silence, noise=silence, category="") for _ in range(hp["silence_clips"])]
+    for audio, row in zip(bank.audio, bank.rows):
+        noise = data.crop(audio, length, rng)
+        noise = (noise * (10 ** (rng.uniform(*hp["no_speech_level_db"]) / 20) / data.rms(noise))).astype(np.float32)
+        clips.append(dict(noisy=noise, clean=silence, noise=noise, category=row["category"]))
+    return clips
 
 
 def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict, dict]:
@@ -39,23 +53,31 @@ def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict,
     speech = speech[: hp["max_utterances"]]
     bank = data.NoiseBank(noise)
     feats, targets = {t: [] for t in types}, {t: [] for t in TASKS}
+
+    def keep_frames(mixture, clean):
+        tg = mixture_targets(mixture, names, clean)
+        ft = extract(net, mixture["noisy"], types)
+        keep = rng.choice(len(tg["vad"]), min(hp["frames_per_mixture"], len(tg["vad"])), replace=False)
+        for t in types:
+            feats[t].append(ft[t][keep])
+        for t in TASKS:
+            targets[t].append(tg[t][keep])
+
     for draw in range(draws):
         for r in speech:
             mixture = data.make_mixture(data.load(r["path"]), bank, data.item_rng(seed + draw, r["id"]))
-            clean = cached_clean_targets(hp["target_cache"], r["id"], r["path"])
-            tg = mixture_targets(mixture, names, clean)
-            ft = extract(net, mixture["noisy"], types)
-            keep = rng.choice(len(tg["vad"]), min(hp["frames_per_mixture"], len(tg["vad"])), replace=False)
-            for t in types:
-                feats[t].append(ft[t][keep])
-            for t in TASKS:
-                targets[t].append(tg[t][keep])
+            keep_frames(mixture, cached_clean_targets(hp["target_cache"], r["id"], r["path"]))
+        for clip in no_speech_clips(hp, bank, data.item_rng(seed + draw, split)):
+            keep_frames(clip, no_speech(n_frames(len(clip["noisy"]))))
     return {t: np.concatenate(v) for t, v in feats.items()}, {t: np.concatenate(v) for t, v in targets.items()}
 
 
 def task_rows(task: str, y: np.ndarray) -> np.ndarray:
-    """Frames a task is trained and scored on: F0 only where the reference is voiced."""
-    return ~np.isnan(y) if task == "f0_hz" else np.ones(len(y), bool)
+    """Frames a task is trained and scored on: those with a defined target (F0 only where the
+    reference is voiced, SNR not in digital silence, a noise category only where there is noise)."""
+    if task == "noise_category":
+        return y >= 0
+    return ~np.isnan(y) if task not in CLASSIFIERS else np.ones(len(y), bool)
 
 
 def fit(task, hp, x, y, xv, yv, grid=None):
