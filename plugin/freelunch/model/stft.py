@@ -13,7 +13,7 @@ import torch
 
 SAMPLE_RATE = 16000
 N_FFT = 512
-HOP = 256
+HOP = 256  # half a frame: overlap-add in istft_frames relies on it
 N_BINS = N_FFT // 2 + 1
 
 
@@ -34,25 +34,38 @@ def n_frames(n_samples: int) -> int:
     return -(-n_samples // HOP) + 1
 
 
-def stft(wav: torch.Tensor) -> torch.Tensor:
-    """(B, N) float -> (B, 257, T) complex, causal framing as described above."""
+def stft_frames(wav: torch.Tensor) -> torch.Tensor:
+    """(B, N) float -> (B, T, 257) complex, one row per frame (causal framing as above)."""
     n = wav.shape[-1]
     t = n_frames(n)
     padded = torch.nn.functional.pad(wav, (N_FFT - HOP, t * HOP - n))
     frames = padded.unfold(-1, N_FFT, HOP)  # (B, T, 512)
     window = torch.from_numpy(analysis_window()).to(wav.device)
-    return torch.fft.rfft(frames * window, dim=-1).transpose(1, 2)
+    return torch.fft.rfft(frames * window, dim=-1)
+
+
+def istft_frames(spec: torch.Tensor, n_samples: int) -> torch.Tensor:
+    """(B, T, 257) complex -> (B, n_samples), inverse of :func:`stft_frames`.
+
+    With a hop of half a frame, overlap-add is one shifted add of frame halves.
+    """
+    frames = torch.fft.irfft(spec, n=N_FFT, dim=-1)  # (B, T, 512)
+    frames = frames * torch.from_numpy(synthesis_window()).to(frames.device)
+    b, t, _ = frames.shape
+    out = torch.zeros(b, t + 1, HOP, dtype=frames.dtype, device=frames.device)
+    out[:, :t] += frames[..., :HOP]
+    out[:, 1:] += frames[..., HOP:]
+    return out.reshape(b, -1)[:, N_FFT - HOP : N_FFT - HOP + n_samples]
+
+
+def stft(wav: torch.Tensor) -> torch.Tensor:
+    """(B, N) float -> (B, 257, T) complex, the channels-first layout of the network."""
+    return stft_frames(wav).transpose(1, 2)
 
 
 def istft(spec: torch.Tensor, n_samples: int) -> torch.Tensor:
     """(B, 257, T) complex -> (B, n_samples), inverse of :func:`stft`."""
-    frames = torch.fft.irfft(spec.transpose(1, 2), n=N_FFT, dim=-1)  # (B, T, 512)
-    frames = frames * torch.from_numpy(synthesis_window()).to(frames.device)
-    t = frames.shape[1]
-    out = torch.nn.functional.fold(
-        frames.transpose(1, 2), output_size=(1, (t + 1) * HOP), kernel_size=(1, N_FFT), stride=(1, HOP)
-    ).reshape(frames.shape[0], -1)
-    return out[:, N_FFT - HOP : N_FFT - HOP + n_samples]
+    return istft_frames(spec.transpose(1, 2), n_samples)
 
 
 def compress(spec: torch.Tensor, power: float = 0.3) -> torch.Tensor:
