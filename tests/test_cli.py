@@ -1,5 +1,7 @@
 """The command line: enhance files and folders, labels, clear one-line errors, inputs untouched."""
 import hashlib
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -36,6 +38,11 @@ def test_enhance_keeps_format_rate_channels_and_writes_labels(take, tmp_path, ra
     assert (tmp_path / "out.labels.txt").exists()
     assert digest(take) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # Written through private temporary files, the outputs still get a plain file's permissions.
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (out, tmp_path / "out.labels.txt"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
 
 
 def test_enhance_folder_with_jobs(take, tmp_path, random_preset):

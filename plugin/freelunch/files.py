@@ -1,8 +1,6 @@
 """Enhance audio files in constant memory, writing every output atomically."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -10,6 +8,7 @@ import numpy as np
 from pedalboard.io import AudioFile
 
 from .effect import DynCPEnhancer
+from .export.common import atomic_output
 from .track import PropertyTrack
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
@@ -33,19 +32,6 @@ def open_audio(path: Path):
         return AudioFile(str(path))
     except Exception as e:  # pedalboard raises plain RuntimeError/ValueError for bad files
         raise ValueError(f"cannot read audio from {path}: {e}") from None
-
-
-def atomic_output(dst: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmp)`` on a temporary file beside ``dst``, then rename it into place."""
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix, dir=dst.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def stream_file(src: Path, fx: DynCPEnhancer, sink: Callable[[np.ndarray], None] | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from ..track import PropertyTrack
 
@@ -28,17 +29,35 @@ def minutes_seconds(t: float) -> str:
     return f"{ms // 60000}:{(ms // 1000) % 60:02d}.{ms % 1000:03d}"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def _plain_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+PLAIN_FILE_MODE = _plain_file_mode()  # read once: os.umask is process-wide
+
+
+def atomic_output(dst: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(tmp)`` on a temporary file beside ``dst``, then rename it into place.
+
+    Readers never see half a file, and a failed write leaves nothing behind. The file gets
+    the permissions a plain ``open`` would give it (``mkstemp`` makes it private).
+    """
+    dst = Path(dst)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix, dir=dst.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        write(Path(tmp))
+        os.chmod(tmp, PLAIN_FILE_MODE)
+        os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    atomic_output(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
