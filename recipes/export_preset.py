@@ -19,6 +19,7 @@ from hyperpyyaml import load_hyperpyyaml
 
 from freelunch import presets
 from freelunch.evaluate import evaluate_preset
+from freelunch.export.common import write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fit_probes  # noqa: E402
@@ -45,7 +46,7 @@ def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = 
         with open(probes_hparams) as f:
             fit_probes.main(load_hyperpyyaml(f, {"preset": str(preset_folder)}))
     metrics = evaluate_preset(str(preset_folder), split="test", limit=limit)
-    (preset_folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(preset_folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     presets.write_checksums(preset_folder)
     return metrics
 

@@ -23,6 +23,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import StandardScaler
 
 from freelunch import data, presets
+from freelunch.export.common import write_text_atomic
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.features import extract
 from freelunch.probes.linear import CLASSIFIERS, TASKS, LinearProbes, Probe
@@ -196,7 +197,7 @@ def main(hp) -> dict:
     for f in staging.iterdir():
         f.replace(Path(folder) / f.name)
     staging.rmdir()
-    Path(hp["report"]).write_text(json.dumps(report, indent=1) + "\n")
+    write_text_atomic(Path(hp["report"]), json.dumps(report, indent=1) + "\n")
     presets.write_checksums(Path(folder))
     return report
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .export.common import write_text_atomic
 from .model import ConvFSENet
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -144,7 +145,7 @@ def save(folder: Path, net: ConvFSENet, config: dict, extra_files: dict[str, Pat
 
 def write_checksums(folder: Path) -> None:
     files = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS)
-    (folder / CHECKSUMS).write_text(json.dumps({n: _sha256(folder / n) for n in files}, indent=2) + "\n")
+    write_text_atomic(folder / CHECKSUMS, json.dumps({n: _sha256(folder / n) for n in files}, indent=2) + "\n")
 
 
 def load_state_from_checkpoint(path: Path) -> dict:
