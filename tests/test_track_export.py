@@ -24,6 +24,21 @@ def track():
     return t
 
 
+def test_a_long_stream_of_small_appends_keeps_every_frame():
+    """Thousands of 2-frame appends, read now and then mid-stream, as a streaming effect does."""
+    t = PropertyTrack()
+    frames = np.arange(3 * PropertyTrack.COMPACT_EVERY * 2 + 6)
+    for i in range(0, len(frames), 2):
+        t.extend(times=frames[i : i + 2] * 0.016, f0_hz=frames[i : i + 2].astype(float), vad=frames[i : i + 2] % 3 == 0)
+        if i in (100, 700):
+            assert len(t.f0_hz) == i + 2
+    assert len(t) == len(frames)
+    np.testing.assert_array_equal(t.f0_hz, frames)
+    np.testing.assert_array_equal(t.vad, frames % 3 == 0)
+    np.testing.assert_allclose(t.times, frames * 0.016)
+    assert np.isnan(t.snr_db).all() and (t.noise_category == -1).all()
+
+
 def test_segments_and_hangover(track):
     assert track.segments("vad") == [(0.48, 1.6, "speech"), (2.0, 2.4, "speech")]
     assert track.segments("vad", hangover=0.5) == [(0.48, 2.4, "speech")]

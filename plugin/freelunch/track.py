@@ -25,13 +25,15 @@ class PropertyTrack:
     """
 
     # A stream appends a few frames per buffer; each small array costs ~100 bytes of header,
-    # more than its data, so the chunks are merged every so often.
+    # more than its data. So every COMPACT_EVERY appends, the new chunks are merged into one
+    # block; blocks already merged are left alone, so a long stream never recopies its history.
     COMPACT_EVERY = 256
 
     def __init__(self, category_names: list[str] | None = None, hop_s: float = HOP_S):
         self.category_names = list(category_names or [])
         self.hop_s = hop_s
         self._chunks: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
+        self._merged = dict.fromkeys(COLUMNS, 0)  # leading chunks of each column that are merged blocks
 
     def __len__(self) -> int:
         return int(sum(len(a) for a in self._chunks["times"]))
@@ -52,9 +54,11 @@ class PropertyTrack:
             if len(value) != n:
                 raise ValueError(f"column {c} has {len(value)} rows, expected {n}")
             self._chunks[c].append(value)
-        if len(self._chunks["times"]) >= self.COMPACT_EVERY:
-            for c in COLUMNS:
-                self.column(c)
+        for c in COLUMNS:
+            chunks, merged = self._chunks[c], self._merged[c]
+            if len(chunks) - merged >= self.COMPACT_EVERY:
+                chunks[merged:] = [np.concatenate(chunks[merged:])]
+                self._merged[c] = merged + 1
 
     def column(self, name: str) -> np.ndarray:
         if name not in self._chunks:
@@ -64,6 +68,7 @@ class PropertyTrack:
             return np.zeros(0, bool if name in ("vad", "voiced") else np.float64)
         if len(chunks) > 1:  # keep one array so repeated reads stay cheap
             self._chunks[name] = [np.concatenate(chunks)]
+            self._merged[name] = 1
         return self._chunks[name][0]
 
     def __getattr__(self, name: str) -> np.ndarray:
