@@ -112,7 +112,7 @@ def test_batched_engine_equals_the_network(speechlike, gated, chunk):
     net = make_net(gated=gated)
     x = speechlike[:24000]
     with torch.no_grad():
-        y, _, trace = net(torch.from_numpy(x)[None])
+        _, _, trace = net(torch.from_numpy(x)[None])
     enhanced, masks = BatchedEngine(net, chunk=chunk)(x)
     torch_masks = trace.masks[0].numpy().transpose(2, 0, 1).astype(bool)
     assert masks.shape == torch_masks.shape and masks.dtype == bool

@@ -6,6 +6,7 @@ products with the masks applied, and skips the channels none of them uses. The o
 the same as skipping per frame. (``balanced`` computes 25 % of the channels per frame; over
 a 512-frame chunk 57 % are in use, 46 % over 64 frames, where per-call overhead costs more
 than the extra skipping saves.)
+
 Frames are rows (``(T, C)`` layout) so that each 1x1 convolution is one BLAS call with the
 bias fused in; ``nn.Conv1d`` with kernel 1 would take a slow generic path. The weights are
 the streaming engine's export (eval-mode norms as per-channel affine maps).
