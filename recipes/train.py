@@ -6,7 +6,8 @@
 The story: prepare manifests for the data pack, build the dynamic-mixing pipelines, then
 fit. Epochs run dense first (gates computed, but every channel kept), then the usage
 budget Φ ramps from 1 to its target. The checkpoint kept is the best valid PESQ among those
-within the budget; an interrupted run resumes from its last checkpoint.
+within the budget; an interrupted run resumes from its last checkpoint. With
+``--joint_weight`` above 0, linear heads on the masks add probe losses (probes.joint).
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from hyperpyyaml import load_hyperpyyaml
 
 from freelunch import data, metrics
 from freelunch.model.losses import se_loss, sparsity_loss
+from freelunch.model.stft import HOP
+from freelunch.probes.cache import cached_clean_targets
+from freelunch.probes.joint import JointHeads, crop_targets, frame_targets, joint_loss
 
 sys.path.insert(0, os.path.dirname(__file__))
 from prepare import prepare  # noqa: E402
@@ -49,6 +53,9 @@ class EnhanceBrain(sb.Brain):
         loss = se
         if self.hparams.gated and not self.dense_phase:
             loss = loss + self.hparams.sparsity_weight * sparsity_loss(trace.masks, self.phi)
+            if self.hparams.joint_weight > 0 and stage == sb.Stage.TRAIN:
+                targets, _ = batch.joint_targets
+                loss = loss + self.hparams.joint_weight * joint_loss(self.modules.joint_heads(trace.masks), targets)
         self.usage.append(trace.usage.mean().item())
         if stage != sb.Stage.TRAIN:
             for est, ref in zip(enhanced.detach().cpu().numpy(), clean.cpu().numpy()):
@@ -104,6 +111,20 @@ def dataio_prep(hparams):
     def to_item(m):
         return torch.from_numpy(m["noisy"]), torch.from_numpy(m["clean"])
 
+    @sb.utils.data_pipeline.takes("utterance", "path")
+    @sb.utils.data_pipeline.provides("noisy", "clean", "joint_targets")
+    def joint_train_pipeline(utterance, path):
+        """As train_pipeline, plus the frame targets of the crop for the joint heads. The crop
+        starts on a frame boundary so that the utterance's cached targets slice exactly;
+        short utterances are padded with silence (not looped) so their targets stay true."""
+        speech = data.load(path)
+        speech = np.pad(speech, (0, max(0, crop_len - len(speech))))
+        start = data.crop_start(len(speech), crop_len, rng, align=HOP)
+        m = data.make_mixture(speech[start : start + crop_len], train_bank, rng)
+        yield from to_item(m)
+        clean_targets = cached_clean_targets(hparams["target_cache"], utterance, path)
+        yield frame_targets(crop_targets(clean_targets, start, crop_len), m["clean"], m["noise"])
+
     @sb.utils.data_pipeline.takes("path")
     @sb.utils.data_pipeline.provides("noisy", "clean")
     def train_pipeline(path):
@@ -116,10 +137,14 @@ def dataio_prep(hparams):
         yield from to_item(data.make_mixture(data.load(path), valid_bank, rng_item))
 
     train_dict = {
-        f"{r['id']}#{k}": {"path": r["path"]} for r in train_speech for k in range(hparams["crops_per_utterance"])
+        f"{r['id']}#{k}": {"utterance": r["id"], "path": r["path"]}
+        for r in train_speech for k in range(hparams["crops_per_utterance"])
     }
     valid_dict = {r["id"]: {"path": r["path"]} for r in valid_speech[: hparams["valid_limit"]]}
-    train = sb.dataio.dataset.DynamicItemDataset(train_dict, [train_pipeline], outputs)
+    if hparams["joint_weight"] > 0:
+        train = sb.dataio.dataset.DynamicItemDataset(train_dict, [joint_train_pipeline], outputs + ["joint_targets"])
+    else:
+        train = sb.dataio.dataset.DynamicItemDataset(train_dict, [train_pipeline], outputs)
     valid = sb.dataio.dataset.DynamicItemDataset(valid_dict, [valid_pipeline], outputs)
     return train, valid
 
@@ -146,8 +171,12 @@ if __name__ == "__main__":
         sb.utils.distributed.run_on_main(prepare, args=["pack", [hparams["data_root"]], hparams["manifest_folder"]])
     train_set, valid_set = dataio_prep(hparams)
     warm_start(hparams)
+    modules = dict(hparams["modules"])
+    if hparams["joint_weight"] > 0:
+        modules["joint_heads"] = JointHeads(len(hparams["model"].blocks) * hparams["hidden"])
+        hparams["checkpointer"].add_recoverable("joint_heads", modules["joint_heads"])
     brain = EnhanceBrain(
-        modules=hparams["modules"], opt_class=hparams["opt_class"], hparams=hparams,
+        modules=modules, opt_class=hparams["opt_class"], hparams=hparams,
         run_opts=run_opts, checkpointer=hparams["checkpointer"],
     )
     brain.fit(

@@ -106,3 +106,52 @@ def test_causal_smoothing_streams_exactly():
     assert whole[0, 0] == scores[0, 0]
     assert whole[1, 0] == pytest.approx(0.9 * scores[0, 0] + 0.1 * scores[1, 0])
     assert np.std(whole[10:]) < np.std(scores[10:]) / 2
+
+
+def test_crop_targets_match_targets_computed_on_the_crop():
+    """A frame-aligned crop's sliced utterance targets equal the targets of the cropped audio."""
+    from freelunch.model.stft import HOP
+    from freelunch.probes.joint import crop_targets
+
+    rng = np.random.default_rng(3)
+    silence = (1e-4 * rng.standard_normal(8000)).astype(np.float32)
+    x = np.concatenate([silence, harmonic(150, 1.0), silence, harmonic(220, 1.0), silence])
+    whole = T.clean_targets(x)
+    start, length = 40 * HOP, 32000
+    crop = crop_targets(whole, start, length)
+    direct = T.clean_targets(x[start : start + length])
+    inner = slice(4, -4)  # frame edges see zero padding in the crop but audio in the utterance
+    assert np.array_equal(crop["voiced"][inner], direct["voiced"][inner])
+    both = ~np.isnan(crop["f0_hz"]) & ~np.isnan(direct["f0_hz"])
+    assert both[inner].mean() > 0.5
+    assert np.allclose(crop["f0_hz"][both], direct["f0_hz"][both], rtol=0.03)
+    tail = crop_targets(whole, len(x) - 8000 - (len(x) - 8000) % HOP, length)  # runs past the end
+    assert len(tail["vad"]) == len(crop["vad"]) and np.isnan(tail["f0_hz"][-10:]).all() and not tail["vad"][-10:].any()
+
+
+def test_joint_loss_reaches_the_gates_and_trains():
+    """The joint loss flows through the binary masks (straight-through) into the gates, and falls."""
+    import torch
+
+    from freelunch.model.network import ConvFSENet
+    from freelunch.model import stft as S
+    from freelunch.probes.joint import JointHeads, frame_targets, joint_loss
+
+    torch.manual_seed(0)
+    net = ConvFSENet(channels=16, hidden=16, stacks=1, gated=True)
+    heads = JointHeads(len(net.blocks) * 16)
+    x = np.concatenate([np.zeros(8000, np.float32), harmonic(150, 0.5), np.zeros(8000, np.float32)])
+    clean = T.clean_targets(x)
+    targets = frame_targets(clean, x, np.full_like(x, 1e-3))[None]
+    assert torch.isnan(targets[..., 2]).any() and not torch.isnan(targets[..., :2]).any()
+    opt = torch.optim.Adam([*net.parameters(), *heads.parameters()], lr=1e-2)
+    losses = []
+    for _ in range(60):
+        _, trace = net.forward_spec(S.stft(torch.from_numpy(x)[None]))
+        loss = joint_loss(heads(trace.masks), targets)
+        opt.zero_grad()
+        loss.backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.gates.parameters())
+        opt.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]

@@ -105,6 +105,17 @@ def test_debug_training_runs_end_to_end(tmp_path):
     assert "valid pesq" in (tmp_path / "run" / "train_log.txt").read_text()
 
 
+def test_joint_training_runs_end_to_end(tmp_path):
+    """Probe heads on the masks beside the SE loss; F0 targets come from (and fill) the harvest cache."""
+    cache = tmp_path / "targets"
+    args = train_cmd(tmp_path / "run", "--debug", "--debug_epochs", "1", "--debug_batches", "1", "--joint_weight", "0.1",
+                     "--dense_warmup_epochs", "0", "--usage_ramp_epochs", "0", "--target_cache", str(cache))
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "valid pesq" in (tmp_path / "run" / "train_log.txt").read_text()
+    assert 1 <= len(list(cache.glob("*.npz"))) <= 8
+
+
 def test_training_resumes_after_sigkill(tmp_path):
     out = tmp_path / "run"
     args = train_cmd(out, "--number_of_epochs", "3", "--dense_warmup_epochs", "1", "--usage_ramp_epochs", "1")

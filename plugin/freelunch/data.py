@@ -180,11 +180,16 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x.astype(np.float64) ** 2) + 1e-20))
 
 
+def crop_start(n: int, length: int, rng: np.random.Generator, align: int = 1) -> int:
+    """A random start, a multiple of ``align``, for a ``length``-sample excerpt of ``n`` samples."""
+    return align * int(rng.integers(0, (n - length) // align + 1))
+
+
 def crop(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
     """A random ``length``-sample excerpt; shorter signals are looped."""
     if len(x) < length:
         x = np.tile(x, -(-length // len(x)) + 1)
-    start = int(rng.integers(0, len(x) - length + 1))
+    start = crop_start(len(x), length, rng)
     return x[start : start + length]
 
 

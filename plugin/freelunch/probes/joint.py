@@ -1,0 +1,64 @@
+"""Joint training: linear heads on the gate masks, trained beside the SE loss.
+
+The plain probes are fitted after training, on whatever the gates happen to encode. Here
+the same kind of linear readout sits on the (straight-through) masks during training, so
+the probe losses push the gates to carry the properties too. The heads are thrown away
+afterwards: ``fit_probes`` refits the shipped probes on the binary masks as always.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..model.stft import HOP, n_frames
+from .targets import snr_db
+
+JOINT_TASKS = ("vad", "voiced", "f0_hz", "snr_db")
+F0_REFERENCE_HZ = 150.0  # log2(f0 / 150 Hz) puts 60-500 Hz in about [-1.3, 1.7]
+SNR_SCALE_DB = 20.0  # SNR targets in units of 20 dB, so no task dominates the sum
+
+
+def crop_targets(clean_targets: dict[str, np.ndarray], start: int, length: int) -> dict[str, np.ndarray]:
+    """The frame targets of the ``length``-sample crop at ``start`` (a multiple of HOP) of an utterance."""
+    first, frames = start // HOP, n_frames(length)
+    out = {}
+    for key, fill in (("vad", False), ("voiced", False), ("f0_hz", np.nan)):
+        values = clean_targets[key][first : first + frames]
+        out[key] = np.concatenate([values, np.full(frames - len(values), fill, values.dtype)])
+    return out
+
+
+def frame_targets(clean_targets: dict[str, np.ndarray], clean: np.ndarray, noise: np.ndarray) -> torch.Tensor:
+    """(T, 4) float: vad, voiced, log2(f0 / 150 Hz) (NaN unvoiced), SNR / 20 dB (NaN in silence)."""
+    log_f0 = np.log2(clean_targets["f0_hz"] / F0_REFERENCE_HZ)
+    columns = [clean_targets["vad"], clean_targets["voiced"], log_f0, snr_db(clean, noise) / SNR_SCALE_DB]
+    return torch.from_numpy(np.stack([np.asarray(c, np.float32) for c in columns], axis=1))
+
+
+class JointHeads(nn.Module):
+    """One linear readout per task over all gate masks of a frame (blocks × hidden)."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.linear = nn.Conv1d(features, len(JOINT_TASKS), 1)
+
+    def forward(self, masks: torch.Tensor) -> torch.Tensor:
+        # masks: (B, blocks, hidden, T) -> (B, T, tasks)
+        return self.linear(masks.flatten(1, 2)).transpose(1, 2)
+
+
+def joint_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over tasks: BCE for vad and voiced, MSE on voiced frames for log F0, Huber for SNR.
+
+    outputs, targets: (B, T, 4); targets may have fewer frames (the STFT's last frame).
+    """
+    frames = min(outputs.shape[1], targets.shape[1])
+    out, tgt = outputs[:, :frames], targets[:, :frames]
+    losses = [F.binary_cross_entropy_with_logits(out[..., k], tgt[..., k]) for k in (0, 1)]
+    for k, loss in ((2, F.mse_loss), (3, F.smooth_l1_loss)):
+        defined = ~torch.isnan(tgt[..., k])
+        if defined.any():
+            losses.append(loss(out[..., k][defined], tgt[..., k][defined]))
+    return torch.stack(losses).mean()
