@@ -11,6 +11,7 @@ import numpy as np
 from . import data, metrics, presets
 from .model import BatchedEngine, StreamingEngine
 from .model.cost import frame_macs
+from .peers import PyworldF0
 from .probes.cache import cached_clean_targets
 from .probes.linear import TASKS, LinearProbes
 from .probes.scoring import score_task
@@ -25,17 +26,6 @@ def engine_masks(engine: StreamingEngine, noisy: np.ndarray) -> np.ndarray:
     return masks
 
 
-def pyworld_noisy_f0(noisy: np.ndarray, frames: int) -> np.ndarray:
-    """The peer: pyworld dio + stonemask on the noisy input, NaN where it says unvoiced."""
-    import pyworld
-
-    x = noisy.astype(np.float64)
-    f0, t = pyworld.dio(x, data.SAMPLE_RATE, frame_period=16.0)
-    f0 = pyworld.stonemask(x, f0, t, data.SAMPLE_RATE)
-    f0 = np.pad(f0, (0, max(0, frames - len(f0))))[:frames]
-    return np.where(f0 > 0, f0, np.nan)
-
-
 def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, data_root=None,
                     target_cache: str = TARGET_CACHE) -> dict:
     """Speech quality, usage and MACs; with probes, the six tasks against their targets."""
@@ -48,6 +38,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
     noisy_scores, enhanced_scores, usage = [], [], []
     truth, peer_f0 = {t: [] for t in TASKS}, []
     pred = {variant: {t: [] for t in TASKS} for variant in ("smoothed", "raw")}
+    dio = PyworldF0("dio")
     for item_id, mixture in data.fixed_mixtures(rows, split, limit=limit):
         enhanced, masks = batched(mixture["noisy"])
         noisy_scores.append(metrics.quality(mixture["noisy"], mixture["clean"]))
@@ -65,7 +56,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
                 pred[variant][task].append(scores["f0_hz"][:, 0] if task == "f0_hz" else columns[task])
         for task in TASKS:
             truth[task].append(targets[task])
-        peer_f0.append(pyworld_noisy_f0(mixture["noisy"], frames))
+        peer_f0.append(dio.f0(mixture["noisy"])[:frames])
     block_usage = np.mean(usage, axis=0)
     mean = lambda scores: {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}  # noqa: E731
     dense, gated = frame_macs(config)["total"], frame_macs(config, block_usage if config["gated"] else None)["total"]
