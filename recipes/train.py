@@ -24,7 +24,7 @@ from freelunch import data, metrics
 from freelunch.model.losses import se_loss, sparsity_loss
 from freelunch.model.stft import HOP
 from freelunch.probes.cache import cached_clean_targets
-from freelunch.probes.joint import JointHeads, crop_targets, frame_targets, joint_loss
+from freelunch.probes.joint import JointHeads, crop_targets, frame_targets, joint_loss, silence_span
 
 sys.path.insert(0, os.path.dirname(__file__))
 from prepare import prepare  # noqa: E402
@@ -116,11 +116,15 @@ def dataio_prep(hparams):
     def joint_train_pipeline(utterance, path):
         """As train_pipeline, plus the frame targets of the crop for the joint heads. The crop
         starts on a frame boundary so that the utterance's cached targets slice exactly;
-        short utterances are padded with silence (not looped) so their targets stay true."""
+        short utterances are padded with silence (not looped) so their targets stay true.
+        Some crops get a span of speech silenced, so that noise alone is seen and labelled."""
         speech = data.load(path)
         speech = np.pad(speech, (0, max(0, crop_len - len(speech))))
         start = data.crop_start(len(speech), crop_len, rng, align=HOP)
-        m = data.make_mixture(speech[start : start + crop_len], train_bank, rng)
+        crop = speech[start : start + crop_len]
+        if rng.uniform() < hparams["joint_silence_prob"]:
+            crop = silence_span(crop, rng.uniform(*hparams["joint_silence_seconds"]), rng)
+        m = data.make_mixture(crop, train_bank, rng)
         yield from to_item(m)
         clean_targets = cached_clean_targets(hparams["target_cache"], utterance, path)
         yield frame_targets(crop_targets(clean_targets, start, crop_len), m["clean"], m["noise"])

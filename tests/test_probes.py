@@ -155,3 +155,21 @@ def test_joint_loss_reaches_the_gates_and_trains():
         opt.step()
         losses.append(loss.item())
     assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]
+
+
+def test_a_silenced_span_is_labelled_no_speech():
+    from freelunch.probes.joint import frame_targets, silence_span
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([1e-4 * rng.standard_normal(8000), harmonic(150, 4.0) + 0.01]).astype(np.float32)
+    utterance = T.clean_targets(x)
+    gapped = silence_span(x, 1.5, rng)
+    zero = np.flatnonzero(gapped == 0)
+    assert len(zero) == 24000 and zero[-1] - zero[0] == 23999
+    targets = frame_targets(utterance, gapped, np.full_like(x, 1e-3)).numpy()
+    frames = np.arange(len(targets))
+    inside = (frames >= zero[0] // 256 + 2) & (frames <= zero[-1] // 256 - 1)  # wholly in the span
+    assert inside.sum() > 80 and not targets[inside, :2].any() and np.isnan(targets[inside, 2]).all()
+    far = ~inside & ((frames < zero[0] // 256 - 1) | (frames > zero[-1] // 256 + 2))
+    assert np.array_equal(targets[far, 0].astype(bool), utterance["vad"][far]) and utterance["vad"][far].sum() > 50
+    assert np.array_equal(silence_span(x[:100], 3.0, rng), x[:100])  # never all silence

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..model.stft import HOP, n_frames
-from .targets import snr_db
+from ..model.stft import HOP, SAMPLE_RATE, n_frames
+from .targets import frame_energy, snr_db
 
 JOINT_TASKS = ("vad", "voiced", "f0_hz", "snr_db")
 F0_REFERENCE_HZ = 150.0  # log2(f0 / 150 Hz) puts 60-500 Hz in about [-1.3, 1.7]
@@ -30,10 +30,26 @@ def crop_targets(clean_targets: dict[str, np.ndarray], start: int, length: int) 
     return out
 
 
+def silence_span(speech: np.ndarray, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """``speech`` with a random ``seconds``-long span zeroed: the mixture there is noise alone,
+    which the probes must learn to call no speech (and the enhancer to remove)."""
+    length = min(len(speech), int(seconds * SAMPLE_RATE))
+    start = int(rng.integers(0, len(speech) - length + 1))
+    out = speech.copy()
+    out[start : start + length] = 0
+    return out if out.any() else speech  # the mix needs some speech to set its level
+
+
 def frame_targets(clean_targets: dict[str, np.ndarray], clean: np.ndarray, noise: np.ndarray) -> torch.Tensor:
-    """(T, 4) float: vad, voiced, log2(f0 / 150 Hz) (NaN unvoiced), SNR / 20 dB (NaN in silence)."""
-    log_f0 = np.log2(clean_targets["f0_hz"] / F0_REFERENCE_HZ)
-    columns = [clean_targets["vad"], clean_targets["voiced"], log_f0, snr_db(clean, noise) / SNR_SCALE_DB]
+    """(T, 4) float: vad, voiced, log2(f0 / 150 Hz) (NaN unvoiced), SNR / 20 dB (NaN in silence).
+
+    Frames where ``clean`` is exactly zero (a silenced span) are no speech, whatever the
+    utterance's targets say.
+    """
+    present = frame_energy(clean) > 0
+    voiced = clean_targets["voiced"] & present
+    log_f0 = np.where(voiced, np.log2(clean_targets["f0_hz"] / F0_REFERENCE_HZ), np.nan)
+    columns = [clean_targets["vad"] & present, voiced, log_f0, snr_db(clean, noise) / SNR_SCALE_DB]
     return torch.from_numpy(np.stack([np.asarray(c, np.float32) for c in columns], axis=1))
 
 
