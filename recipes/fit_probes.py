@@ -58,7 +58,10 @@ def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict,
     def keep_frames(mixture, clean):
         tg = mixture_targets(mixture, names, clean)
         ft = extract(net, mixture["noisy"], types)
-        keep = rng.choice(len(tg["vad"]), min(hp["frames_per_mixture"], len(tg["vad"])), replace=False)
+        frames = len(tg["vad"])
+        start = np.arange(min(hp["startup_frames"], frames))
+        rest = rng.choice(frames - len(start), min(hp["frames_per_mixture"], frames - len(start)), replace=False)
+        keep = np.concatenate([start, len(start) + rest])
         for t in types:
             feats[t].append(ft[t][keep])
         for t in TASKS:
