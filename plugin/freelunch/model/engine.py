@@ -30,7 +30,6 @@ def _run_frames(feats, frame0, p, ma_hist, dw_hist, masks_out, gains_out):  # pr
     x = np.empty(channels, np.float32)
     avg = np.empty(channels, np.float32)
     hg = np.empty(gate_hidden, np.float32)
-    h1 = np.zeros(hidden, np.float32)
     out = np.empty(channels, np.float32)
     for f in range(n_frames):
         t = frame0 + f
