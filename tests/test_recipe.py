@@ -152,7 +152,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     probes_yaml = (ROOT / "hparams" / "probes.yaml").read_text()
-    for key, value in {"max_utterances": "4", "train_draws": "1", "valid_draws": "1", "compare_frames": "100",
+    for key, value in {"max_utterances": "4", "train_draws": "1", "valid_draws": "1", "compare_frames": "300",
                        "data_root": str(PACK), "target_cache": str(tmp_path / "cache")}.items():
         probes_yaml = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line
                                 for line in probes_yaml.splitlines())
