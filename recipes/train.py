@@ -11,6 +11,7 @@ within the budget; an interrupted run resumes from its last checkpoint. With
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -111,6 +112,11 @@ def dataio_prep(hparams):
     def to_item(m):
         return torch.from_numpy(m["noisy"]), torch.from_numpy(m["clean"])
 
+    @functools.lru_cache(maxsize=None)
+    def utterance_targets(utterance, path):
+        """vad, voiced and F0 of a whole utterance: the same for every crop, so computed once."""
+        return cached_clean_targets(hparams["target_cache"], utterance, path)
+
     @sb.utils.data_pipeline.takes("utterance", "path")
     @sb.utils.data_pipeline.provides("noisy", "clean", "joint_targets")
     def joint_train_pipeline(utterance, path):
@@ -126,8 +132,7 @@ def dataio_prep(hparams):
             crop = silence_span(crop, rng.uniform(*hparams["joint_silence_seconds"]), rng)
         m = data.make_mixture(crop, train_bank, rng)
         yield from to_item(m)
-        clean_targets = cached_clean_targets(hparams["target_cache"], utterance, path)
-        yield frame_targets(crop_targets(clean_targets, start, crop_len), m["clean"], m["noise"])
+        yield frame_targets(crop_targets(utterance_targets(utterance, path), start, crop_len), m["clean"], m["noise"])
 
     @sb.utils.data_pipeline.takes("path")
     @sb.utils.data_pipeline.provides("noisy", "clean")
