@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data, presets
+from .model import BatchedEngine
 from .probes.cache import cached_clean_targets
 from .probes.features import extract
 from .probes.linear import TASKS, LinearProbes
@@ -150,10 +151,7 @@ def make_figures(preset: str, out_dir: Path, data_root=None, target_cache="resul
         if example is None and 6 * 16000 < len(mixture["noisy"]) < 12 * 16000:
             example = (mixture, tg)
     written = []
-    import torch
-
-    with torch.no_grad():
-        enhanced = net(torch.from_numpy(example[0]["noisy"])[None])[0][0].numpy()
+    enhanced, _ = BatchedEngine(net)(example[0]["noisy"])
     example_figure(net, probes, example[0], example[1], enhanced, out_dir / "example.png")
     feature_type_figure(report, out_dir / "feature_types.png")
     selection_figure(report, out_dir / "feature_selection.png")
