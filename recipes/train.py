@@ -7,9 +7,7 @@ The story: prepare manifests for the data pack, build the dynamic-mixing pipelin
 fit. Epochs run dense first (gates computed, but every channel kept), then the usage
 budget Φ ramps from 1 to its target. The checkpoint kept is the best valid PESQ among those
 within the budget; an interrupted run resumes from its last checkpoint. With
-``--joint_weight`` above 0, linear heads on the masks add probe losses (probes.joint);
-with ``--teacher dense --distill_weight`` above 0, the SE loss also pulls the output
-towards a trained dense network's (knowledge distillation).
+``--joint_weight`` above 0, linear heads on the masks add probe losses (probes.joint).
 """
 from __future__ import annotations
 
@@ -23,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from hyperpyyaml import load_hyperpyyaml
 
-from freelunch import data, metrics, presets
+from freelunch import data, metrics
 from freelunch.model.losses import se_loss, sparsity_loss
 from freelunch.model.stft import HOP
 from freelunch.probes.cache import cached_clean_targets
@@ -49,20 +47,11 @@ class EnhanceBrain(sb.Brain):
         noisy, _ = batch.noisy
         return self.modules.model(noisy, force_dense=self.dense_phase)
 
-    def teacher_output(self, batch) -> torch.Tensor:
-        """The frozen teacher's enhanced audio for this batch (a distillation target)."""
-        noisy, _ = batch.noisy
-        with torch.no_grad():
-            return self.teacher(noisy)[0]
-
     def compute_objectives(self, predictions, batch, stage):
         enhanced, enhanced_spec, trace = predictions
         clean, _ = batch.clean
         se = se_loss(enhanced_spec, clean, self.hparams.compression, self.hparams.complex_weight)
         loss = se
-        if self.teacher is not None and stage == sb.Stage.TRAIN:
-            loss = loss + self.hparams.distill_weight * se_loss(
-                enhanced_spec, self.teacher_output(batch), self.hparams.compression, self.hparams.complex_weight)
         if self.hparams.gated and not self.dense_phase:
             loss = loss + self.hparams.sparsity_weight * sparsity_loss(trace.masks, self.phi)
             if self.hparams.joint_weight > 0 and stage == sb.Stage.TRAIN:
@@ -169,16 +158,6 @@ def dataio_prep(hparams):
     return train, valid
 
 
-def load_teacher(hparams) -> torch.nn.Module | None:
-    """The distillation teacher (a preset name or folder, usually ``dense``), frozen, or None."""
-    if not hparams["teacher"] or hparams["distill_weight"] <= 0:
-        return None
-    teacher = presets.load_network(hparams["teacher"]).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
-
-
 def warm_start(hparams):
     """Start from another run's weights (e.g. a dense warm-up) unless this run has its own checkpoint."""
     path = hparams["warm_start"]
@@ -209,9 +188,6 @@ if __name__ == "__main__":
         modules=modules, opt_class=hparams["opt_class"], hparams=hparams,
         run_opts=run_opts, checkpointer=hparams["checkpointer"],
     )
-    brain.teacher = load_teacher(hparams)
-    if brain.teacher is not None:
-        brain.teacher.to(brain.device)
     brain.fit(
         brain.hparams.epoch_counter, train_set, valid_set,
         train_loader_kwargs=hparams["train_dataloader_opts"],

@@ -27,10 +27,9 @@ class FreelunchEnhancer(Pretrained):
     def enhance_batch(self, noisy: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N) 16 kHz noisy audio -> (B, N) enhanced. ``lengths`` is accepted for API parity;
         the network is causal, so padding at the end never changes the valid samples."""
-        model = self.mods.model
-        with torch.no_grad():  # from the steady state of silence, as the engines run
-            enhanced, _, _ = model(model.prime(noisy.to(self.device)))
-        return enhanced[:, enhanced.shape[-1] - noisy.shape[-1] :]
+        with torch.no_grad():
+            enhanced, _, _ = self.mods.model(noisy.to(self.device))
+        return enhanced
 
     def enhance_file(self, path: str) -> torch.Tensor:
         noisy = self.load_audio(path)  # resampled to the model's 16 kHz by SpeechBrain

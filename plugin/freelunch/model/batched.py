@@ -24,8 +24,7 @@ from .network import ConvFSENet
 class BatchedEngine:
     """Whole-signal enhancer: ``engine(x)`` -> (enhanced (N,), masks (T, blocks, hidden) bool).
 
-    Equals the network's eval-mode forward on the primed signal (``ConvFSENet.prime``) and
-    the streaming engine, to float tolerance.
+    Equals the network's eval-mode forward and the streaming engine to float tolerance.
 
     >>> enhanced, masks = BatchedEngine(ConvFSENet().eval())(np.zeros(16000, np.float32))
     >>> enhanced.shape, masks.shape
@@ -49,7 +48,6 @@ class BatchedEngine:
         self.window = net.config["gate_window"]
         self.g1_mean_w = g1_w / self.window  # the gate's moving average folded into its first layer
         self.compression = net.compression
-        self.prime, self.prime_frames = net.prime, net.prime_frames  # start from silence, as streaming does
 
     def _gate(self, b: int, x: torch.Tensor) -> torch.Tensor:
         """(T, C) block input -> (T, hidden) float 0/1 mask, from the causal moving average."""
@@ -100,8 +98,7 @@ class BatchedEngine:
 
     def __call__(self, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
-            primed = self.prime(torch.from_numpy(np.asarray(noisy, np.float32))[None])  # silence first
-            spec = S.stft_frames(primed)  # (1, P + T, 257)
+            spec = S.stft_frames(torch.from_numpy(np.asarray(noisy, np.float32))[None])  # (1, T, 257)
             feats = S.compress(spec, self.compression)[0]  # (T, 257)
             x = torch.relu(torch.addmm(self.front_b, feats, self.front_w.T))  # (T, C)
             masks = torch.ones(len(x), len(self.dilations), self.up_w.shape[1], dtype=torch.bool)
@@ -110,5 +107,5 @@ class BatchedEngine:
                 if mask is not None:
                     masks[:, b] = mask
             gain = torch.sigmoid(torch.addmm(self.back_b, x, self.back_w.T))  # (T, 257)
-            enhanced = S.istft_frames(spec * gain, primed.shape[-1])[0, primed.shape[-1] - len(noisy) :]
-        return enhanced.numpy(), masks[self.prime_frames :].numpy()
+            enhanced = S.istft_frames(spec * gain, len(noisy))[0]
+        return enhanced.numpy(), masks.numpy()

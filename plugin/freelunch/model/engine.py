@@ -169,8 +169,6 @@ class StreamingEngine:
     ``latency``, for callers that need fixed-size blocks.
 
     ``gain_floor`` bounds how much any bin can be attenuated (an attenuation limit).
-    Each stream starts from the steady state of silence (``ConvFSENet.prime_frames``); the
-    gate masks of those priming frames are kept in ``prime_masks``.
 
     >>> eng = StreamingEngine(ConvFSENet().eval())
     >>> eng.process(np.zeros(1000, np.float32)).shape
@@ -187,11 +185,6 @@ class StreamingEngine:
         self.gain_floor = np.float32(gain_floor)
         self._window_a = S.analysis_window()
         self._window_s = S.synthesis_window()
-        self._primed = None
-        self.reset()
-        # Start every stream from the steady state of silence (ConvFSENet.prime_frames).
-        _, self.prime_masks, _ = self.process_frames(np.zeros(net.prime_frames * S.HOP, np.float32))
-        self._primed = (self._ma_hist.copy(), self._dw_hist.copy())
         self.reset()
 
     @property
@@ -201,11 +194,8 @@ class StreamingEngine:
     def reset(self) -> None:
         cfg = self.config
         hist_len = (cfg["kernel"] - 1) * max(cfg["dilations"]) + 1
-        if self._primed is None:
-            self._ma_hist = np.zeros((self.n_blocks, cfg["gate_window"], cfg["channels"]), np.float32)
-            self._dw_hist = np.zeros((self.n_blocks, cfg["hidden"], hist_len), np.float32)
-        else:
-            self._ma_hist, self._dw_hist = (a.copy() for a in self._primed)
+        self._ma_hist = np.zeros((self.n_blocks, cfg["gate_window"], cfg["channels"]), np.float32)
+        self._dw_hist = np.zeros((self.n_blocks, cfg["hidden"], hist_len), np.float32)
         self._input = np.zeros(S.N_FFT - S.HOP, np.float32)  # previous half frame + pending samples
         self._ola = np.zeros(S.N_FFT - S.HOP, np.float32)
         self._skip = S.N_FFT - S.HOP  # the first frame's left-pad region is not part of the output

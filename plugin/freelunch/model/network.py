@@ -1,7 +1,6 @@
 """Causal Conv-FSENet with DynCP gates (one network, asteroid style)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -104,26 +103,6 @@ class ConvFSENet(nn.Module):
     @property
     def gated(self) -> bool:
         return self.gates is not None
-
-    @property
-    def prime_frames(self) -> int:
-        """Frames of digital silence that inference runs before a signal's first frame.
-
-        The convolutions pad with zeros, and zero history is a state that silence never
-        reaches: from it the gates open as if for speech for about 14 frames, and the probes
-        read that as speech. Inference starts from the steady state of silence instead.
-        The count covers the receptive field, so the state is exact, and is a multiple of the
-        streaming engine's ring buffers (gate window, depthwise history), so their slots line up.
-        """
-        cfg = self.config
-        reach = sum((cfg["gate_window"] - 1) * self.gated + b.pad for b in self.blocks)
-        rings = math.lcm(cfg["gate_window"], max(b.pad for b in self.blocks) + 1)
-        return -(-reach // rings) * rings
-
-    def prime(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, N) -> (B, prime_frames * hop + N): the signal preceded by the priming silence.
-        Frames of the result from ``prime_frames`` on are the frames of ``wav``."""
-        return nn.functional.pad(wav, (self.prime_frames * S.HOP, 0))
 
     def forward_spec(
         self, spec: torch.Tensor, masks: torch.Tensor | None = None, force_dense: bool = False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..model import ConvFSENet, GateTrace
+from ..model import ConvFSENet
 from ..model import stft as S
 
 FEATURE_TYPES = ("masks", "logits", "activations", "spectrum", "masks_stacked")
@@ -31,14 +31,11 @@ def extract(net: ConvFSENet, noisy: np.ndarray, types=FEATURE_TYPES) -> dict[str
     hooks = [b.norm2.register_forward_hook(lambda m, i, o: captured.append(o)) for b in net.blocks]
     try:
         with torch.no_grad():
-            spec = S.stft(net.prime(torch.from_numpy(noisy)[None]))  # from silence, as the engines
+            spec = S.stft(torch.from_numpy(noisy)[None])
             _, trace = net.forward_spec(spec)
     finally:
         for h in hooks:
             h.remove()
-    p = net.prime_frames
-    spec, captured = spec[..., p:], [c[..., p:] for c in captured]
-    trace = GateTrace(trace.masks[..., p:], trace.logits[..., p:])
     masks = trace.masks[0].permute(2, 0, 1).reshape(spec.shape[-1], -1)  # (T, blocks*hidden)
     out = {}
     if "masks" in types or "masks_stacked" in types:
