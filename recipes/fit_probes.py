@@ -130,7 +130,7 @@ def select(task, hp, x, y, xv, yv, full) -> tuple[list, np.ndarray, tuple]:
 
 def tune_smoothing(hp, net, probes: LinearProbes, rows, names) -> dict[str, float]:
     """Per task, the causal smoothing coefficient that scores best on whole valid mixtures."""
-    from freelunch.evaluate import engine_masks
+    from freelunch.evaluate import engine_frames
     from freelunch.model import StreamingEngine
     from freelunch.probes.scoring import score_task
 
@@ -139,7 +139,7 @@ def tune_smoothing(hp, net, probes: LinearProbes, rows, names) -> dict[str, floa
     for item_id, mixture in data.fixed_mixtures(rows, "valid", seed=hp["valid_seed"], limit=hp["max_utterances"]):
         path = next(r["path"] for r in rows if r["id"] == item_id)
         targets = mixture_targets(mixture, names, cached_clean_targets(hp["target_cache"], item_id, path))
-        raw = probes.scores(engine_masks(engine, mixture["noisy"])[: len(targets["vad"])])
+        raw = probes.scores(engine_frames(engine, mixture["noisy"])[0][: len(targets["vad"])])
         sequences.append((raw, targets))
     chosen = {}
     for task in TASKS:

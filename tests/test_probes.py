@@ -7,7 +7,9 @@ import pytest
 
 from freelunch.probes import targets as T
 from freelunch.probes.features import stack_previous
-from freelunch.probes.linear import LinearProbes, Probe, weighted_sums
+from conftest import make_net
+from freelunch.model import StreamingEngine
+from freelunch.probes.linear import SILENCE_DB, LinearProbes, Probe, weighted_sums
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 
@@ -86,6 +88,27 @@ def test_probe_files_round_trip(tmp_path):
     masks = np.zeros((3, 1, 8), bool)
     masks[1, 0, 4] = True
     assert back.predict(masks)["vad"].tolist() == [False, True, False]
+
+
+def test_frames_below_the_silence_floor_are_never_speech():
+    """Masks that read as speech do not make a digitally silent frame speech; nor its F0."""
+    probes = LinearProbes({task: Probe(np.array([0]), np.full((1, 1), 5.0, np.float32), np.zeros(1, np.float32))
+                           for task in ("vad", "voiced", "f0_hz")}, [])
+    masks = np.ones((3, 1, 4), bool)
+    columns = probes.predict(masks, level_db=np.array([-30.0, SILENCE_DB - 0.1, -200.0], np.float32))
+    assert columns["vad"].tolist() == [True, False, False]
+    assert columns["voiced"].tolist() == [True, False, False]
+    assert columns["f0_hz"][0] == 5.0 and np.isnan(columns["f0_hz"][1:]).all()
+
+
+def test_engine_reports_each_frames_input_level():
+    engine = StreamingEngine(make_net())
+    t = np.arange(16000) / 16000
+    tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # RMS 0.0707: -23.0 dBFS
+    _, masks, _, level_db = engine.process_frames(np.concatenate([np.zeros(8000, np.float32), tone]))
+    assert len(level_db) == len(masks)
+    assert (level_db[:30] < -150).all()  # digital silence
+    np.testing.assert_allclose(level_db[40:-1], 20 * np.log10(0.1 / np.sqrt(2)), atol=0.1)
 
 
 def test_stacked_masks_hold_previous_frames():

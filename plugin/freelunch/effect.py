@@ -143,21 +143,22 @@ class DynCPEnhancer:
 
     def _run(self, x16: np.ndarray | None, st: dict, limit_frames: int | None = None) -> np.ndarray:
         """Feed 16 kHz audio (channels, n) to the engines; record properties; return emitted audio."""
-        outs, masks = [], []
+        outs, masks, levels = [], [], []
         for c, engine in enumerate(st["engines"]):
-            emitted, m, index = engine.process_frames(x16[c])
+            emitted, m, index, level_db = engine.process_frames(x16[c])
             outs.append(emitted)
             masks.append(m)
+            levels.append(level_db)
         keep = len(index) if limit_frames is None else int(np.clip(limit_frames - index[:1].sum(), 0, len(index)))
         if keep:
-            self._record(index[:keep], [m[:keep] for m in masks])
+            self._record(index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep])
         return np.stack(outs)
 
-    def _record(self, index: np.ndarray, masks: list[np.ndarray]) -> None:
+    def _record(self, index: np.ndarray, masks: list[np.ndarray], level_db: np.ndarray) -> None:
         usage = np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0)
         columns = {"usage": usage}
         if self._probes is not None:
-            columns.update(self._probes.predict_channels(masks, self._state["smoothing"], self.vad_threshold))
+            columns.update(self._probes.predict_channels(masks, self._state["smoothing"], self.vad_threshold, level_db))
         self.properties.extend(times=index * S.HOP / ENGINE_RATE, **columns)
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:

@@ -20,10 +20,11 @@ from .probes.targets import mixture_targets
 TARGET_CACHE = "results/targets_cache"
 
 
-def engine_masks(engine: StreamingEngine, noisy: np.ndarray) -> np.ndarray:
+def engine_frames(engine: StreamingEngine, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A whole signal through a fresh stream: its frames' masks and input levels (dBFS)."""
     engine.reset()
-    _, masks, _ = engine.process_frames(np.concatenate([noisy, np.zeros(engine.latency + 1, np.float32)]))
-    return masks
+    _, masks, _, level_db = engine.process_frames(np.concatenate([noisy, np.zeros(engine.latency + 1, np.float32)]))
+    return masks, level_db
 
 
 def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, data_root=None,
@@ -49,9 +50,10 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
         targets = mixture_targets(mixture, probes.category_names,
                                   cached_clean_targets(target_cache, item_id, paths[item_id]))
         frames = len(targets["vad"])
-        raw = probes.scores(engine_masks(engine, mixture["noisy"])[:frames])
+        masks, level_db = engine_frames(engine, mixture["noisy"])
+        raw = probes.scores(masks[:frames])
         for variant, scores in (("smoothed", probes.smooth(raw, {})), ("raw", raw)):
-            columns = probes.columns(scores)
+            columns = probes.columns(scores, level_db=level_db[:frames])
             for task in TASKS:
                 pred[variant][task].append(scores["f0_hz"][:, 0] if task == "f0_hz" else columns[task])
         for task in TASKS:

@@ -32,11 +32,11 @@ def _save(fig, out: Path) -> None:
 def example_figure(net, probes, mixture, targets, enhanced, out: Path) -> None:
     """Clean / noise / enhanced spectrograms, the gate masks, and the targets with speech shaded."""
     plt = _pyplot()
-    from .evaluate import engine_masks
+    from .evaluate import engine_frames
     from .model import StreamingEngine
 
-    masks = engine_masks(StreamingEngine(net), mixture["noisy"])[: len(targets["vad"])]
-    columns = probes.predict(masks)
+    masks, level_db = (a[: len(targets["vad"])] for a in engine_frames(StreamingEngine(net), mixture["noisy"]))
+    columns = probes.predict(masks, level_db=level_db)
     t = np.arange(len(targets["vad"])) * 0.016
     fig, axes = plt.subplots(6, 1, figsize=(11, 13), sharex=True)
     for ax, (name, x) in zip(axes[:3], [("clean", mixture["clean"]), ("noise", mixture["noise"]), ("enhanced", enhanced)]):

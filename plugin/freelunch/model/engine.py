@@ -165,7 +165,7 @@ class StreamingEngine:
     ``process_frames(x)`` returns the enhanced samples completed so far: sample ``i`` of the
     concatenated output is the enhancement of input sample ``i`` (no delay, but up to
     ``latency`` samples are held back until their frames are complete), plus each new
-    frame's gate masks. ``process(x)`` returns exactly ``len(x)`` samples delayed by
+    frame's gate masks, index and input level. ``process(x)`` returns exactly ``len(x)`` samples delayed by
     ``latency``, for callers that need fixed-size blocks.
 
     ``gain_floor`` bounds how much any bin can be attenuated (an attenuation limit).
@@ -202,16 +202,18 @@ class StreamingEngine:
         self._delay = DelayLine(self.latency)
         self.frame_index = 0
 
-    def process_frames(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Feed samples; return (newly completed output samples, masks (F, blocks, hidden) bool, frame indices)."""
+    def process_frames(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Feed samples; return (newly completed output samples, masks (F, blocks, hidden) bool,
+        frame indices, input RMS of each frame in dBFS)."""
         buf = np.concatenate([self._input, np.asarray(x, np.float32)])
         n = (len(buf) - (S.N_FFT - S.HOP)) // S.HOP
         masks = np.zeros((max(n, 0), self.n_blocks, self.config["hidden"]), np.bool_)
         if n <= 0:
             self._input = buf
-            return np.zeros(0, np.float32), masks, np.zeros(0, np.int64)
+            return np.zeros(0, np.float32), masks, np.zeros(0, np.int64), np.zeros(0, np.float32)
         frames = np.lib.stride_tricks.sliding_window_view(buf[: (n + 1) * S.HOP], S.N_FFT)[:: S.HOP]
         spec = np.fft.rfft(frames * self._window_a, axis=-1).astype(np.complex64)  # (n, 257)
+        level_db = (10 * np.log10(np.mean(frames * frames, axis=-1) + 1e-20)).astype(np.float32)
         feats = ((np.abs(spec) + np.float32(1e-12)) ** np.float32(self.compression)).astype(np.float32)
         gains = np.empty((n, S.N_BINS), np.float32)
         _run_frames(feats, self.frame_index, self.params, self._ma_hist, self._dw_hist, masks, gains)
@@ -230,8 +232,8 @@ class StreamingEngine:
         self.frame_index += n
         drop = min(self._skip, len(emitted))
         self._skip -= drop
-        return emitted[drop:], masks, index
+        return emitted[drop:], masks, index, level_db
 
     def process(self, x: np.ndarray) -> np.ndarray:
-        emitted, _, _ = self.process_frames(x)
+        emitted = self.process_frames(x)[0]
         return self._delay.push_pop(emitted[None], len(x))[0]

@@ -14,6 +14,11 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 TASKS = ("vad", "voiced", "f0_hz", "noise_category", "snr_db", "noise_level_db")
+# A frame whose input RMS is below this (dBFS) holds no speech, whatever the masks say: it is
+# below the noise floor of real recordings (16-bit quantisation noise is about -101 dBFS;
+# LibriSpeech's median floor is -57 dBFS). It catches digital silence, whose first frames in
+# a stream the masks cannot tell from speech: there the network starts from zero history.
+SILENCE_DB = -90.0
 CLASSIFIERS = ("vad", "voiced", "noise_category")
 
 
@@ -88,12 +93,16 @@ class LinearProbes:
         flat = masks.reshape(len(masks), -1)
         return {name: p.scores(flat) for name, p in self.probes.items()}
 
-    def columns(self, scores: dict[str, np.ndarray], vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
-        """Raw scores -> PropertyTrack columns."""
+    def columns(self, scores: dict[str, np.ndarray], vad_threshold: float = 0.5,
+                level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Raw scores -> PropertyTrack columns; ``level_db``, the frames' input RMS, vetoes
+        speech below SILENCE_DB."""
         out = {}
         if "vad" in scores:
             out["vad_prob"] = sigmoid(scores["vad"][:, 0])
             out["vad"] = out["vad_prob"] >= vad_threshold
+            if level_db is not None:
+                out["vad"] &= level_db >= SILENCE_DB
         if "voiced" in scores:
             out["voiced_prob"] = sigmoid(scores["voiced"][:, 0])
             out["voiced"] = (out["voiced_prob"] >= 0.5) & out.get("vad", True)
@@ -106,14 +115,15 @@ class LinearProbes:
                 out[name] = scores[name][:, 0]
         return out
 
-    def predict(self, masks: np.ndarray, vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
-        return self.columns(self.scores(masks), vad_threshold)
+    def predict(self, masks: np.ndarray, vad_threshold: float = 0.5, level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return self.columns(self.scores(masks), vad_threshold, level_db)
 
-    def predict_channels(self, masks: list[np.ndarray], state: dict, vad_threshold: float = 0.5) -> dict[str, np.ndarray]:
+    def predict_channels(self, masks: list[np.ndarray], state: dict, vad_threshold: float = 0.5,
+                         level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Average each task's scores over channels, smooth them causally, then decide."""
         per_channel = [self.scores(m) for m in masks]
         mean = {k: np.mean([s[k] for s in per_channel], axis=0) for k in per_channel[0]}
-        return self.columns(self.smooth(mean, state), vad_threshold)
+        return self.columns(self.smooth(mean, state), vad_threshold, level_db)
 
     def save(self, folder: Path) -> None:
         tensors = {}
