@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data, presets
-from .model import BatchedEngine
+from .model import BatchedEngine, StreamingEngine
 from .probes.cache import cached_clean_targets
 from .probes.features import extract
 from .probes.linear import TASKS, LinearProbes
@@ -33,7 +33,6 @@ def example_figure(net, probes, mixture, targets, enhanced, out: Path) -> None:
     """Clean / noise / enhanced spectrograms, the gate masks, and the targets with speech shaded."""
     plt = _pyplot()
     from .evaluate import engine_frames
-    from .model import StreamingEngine
 
     masks, level_db = (a[: len(targets["vad"])] for a in engine_frames(StreamingEngine(net), mixture["noisy"]))
     columns = probes.predict(masks, level_db=level_db)
