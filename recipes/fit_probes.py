@@ -139,17 +139,18 @@ def tune_smoothing(hp, net, probes: LinearProbes, rows, names) -> dict[str, floa
     for item_id, mixture in data.fixed_mixtures(rows, "valid", seed=hp["valid_seed"], limit=hp["max_utterances"]):
         path = next(r["path"] for r in rows if r["id"] == item_id)
         targets = mixture_targets(mixture, names, cached_clean_targets(hp["target_cache"], item_id, path))
-        raw = probes.scores(engine_frames(engine, mixture["noisy"])[0][: len(targets["vad"])])
-        sequences.append((raw, targets))
+        frames = len(targets["vad"])
+        masks, level_db = engine_frames(engine, mixture["noisy"])
+        sequences.append((probes.scores(masks[:frames]), level_db[:frames], targets))
     chosen = {}
     for task in TASKS:
         best = None
         for alpha in hp["smoothing_grid"]:
             trial = LinearProbes(probes.probes, names, {task: alpha})
             truth, pred = [], []
-            for raw, targets in sequences:
+            for raw, level_db, targets in sequences:
                 scores = trial.smooth({task: raw[task]}, {})
-                pred.append(scores[task][:, 0] if task == "f0_hz" else trial.columns(scores)[task])
+                pred.append(scores[task][:, 0] if task == "f0_hz" else trial.columns(scores, level_db=level_db)[task])
                 truth.append(targets[task])
             result = score_task(task, np.concatenate(truth), np.concatenate(pred))
             value = result.get("accuracy", result.get("r2"))

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from freelunch.probes import targets as T
-from freelunch.probes.features import stack_previous
 from conftest import make_net
 from freelunch.model import StreamingEngine
+from freelunch.probes import targets as T
+from freelunch.probes.features import stack_previous
 from freelunch.probes.linear import SILENCE_DB, LinearProbes, Probe, weighted_sums
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
