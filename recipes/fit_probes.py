@@ -12,6 +12,7 @@ sums (``probes.safetensors``). The feature-type comparison and the selection cur
 """
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -26,7 +27,9 @@ from freelunch import data, presets
 from freelunch.export.common import write_text_atomic
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.features import extract
+from freelunch.probes.decisions import VadDecision
 from freelunch.probes.linear import CLASSIFIERS, TASKS, LinearProbes, Probe
+from freelunch.probes.scoring import score_task
 from freelunch.model.stft import n_frames
 from freelunch.probes.targets import mixture_targets, no_speech
 
@@ -128,31 +131,55 @@ def select(task, hp, x, y, xv, yv, full) -> tuple[list, np.ndarray, tuple]:
     return curve, ranking, chosen
 
 
-def tune_smoothing(hp, net, probes: LinearProbes, rows, names) -> dict[str, float]:
-    """Per task, the causal smoothing coefficient that scores best on whole valid mixtures."""
+def valid_sequences(hp, net, probes: LinearProbes, rows, names) -> list[tuple]:
+    """Whole valid clips, scored as the effect scores them: every utterance mixed
+    ``valid_draws`` times and the clips without speech. Each is (raw scores, input level, targets)."""
     from freelunch.evaluate import engine_frames
     from freelunch.model import StreamingEngine
-    from freelunch.probes.scoring import score_task
 
     engine = StreamingEngine(net)
+    speech, noise = data.split_rows(rows, "valid")
+    bank = data.NoiseBank(noise)
+    clips = []
+    for draw in range(hp["valid_draws"]):
+        rng = data.item_rng(hp["valid_seed"] + draw, "valid")
+        for r in speech[: hp["max_utterances"]]:
+            mixture = data.make_mixture(data.load(r["path"]), bank, data.item_rng(hp["valid_seed"] + draw, r["id"]))
+            clips.append((mixture, cached_clean_targets(hp["target_cache"], r["id"], r["path"])))
+        clips += [(clip, no_speech(n_frames(len(clip["noisy"])))) for clip in no_speech_clips(hp, bank, rng)]
     sequences = []
-    for item_id, mixture in data.fixed_mixtures(rows, "valid", seed=hp["valid_seed"], limit=hp["max_utterances"]):
-        path = next(r["path"] for r in rows if r["id"] == item_id)
-        targets = mixture_targets(mixture, names, cached_clean_targets(hp["target_cache"], item_id, path))
+    for mixture, clean in clips:
+        targets = mixture_targets(mixture, names, clean)
         frames = len(targets["vad"])
         masks, level_db = engine_frames(engine, mixture["noisy"])
         sequences.append((probes.scores(masks[:frames]), level_db[:frames], targets))
+    return sequences
+
+
+def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: dict) -> dict[str, np.ndarray]:
+    """Every sequence through a fresh stream; columns concatenated, with F0 on every frame."""
+    trial = LinearProbes(probes.probes, probes.category_names, smoothing, decision)
+    out = {t: [] for t in TASKS}
+    for raw, level_db, _ in sequences:
+        stream = trial.stream()
+        columns = stream.push_scores(raw, level_db)
+        columns = {k: np.concatenate([columns[k], v]) if k in columns else v for k, v in stream.flush().items()}
+        columns["f0_hz"] = trial.smooth(raw, {})["f0_hz"][:, 0]  # scored wherever the reference is voiced
+        for t in TASKS:
+            out[t].append(columns[t])
+    return {t: np.concatenate(v) for t, v in out.items()}
+
+
+def tune_smoothing(hp, probes: LinearProbes, sequences) -> dict[str, float]:
+    """Per task, the causal smoothing coefficient that scores best on the whole valid clips."""
+    truth = {t: np.concatenate([s[2][t] for s in sequences]) for t in TASKS}
     chosen = {}
     for task in TASKS:
         best = None
         for alpha in hp["smoothing_grid"]:
-            trial = LinearProbes(probes.probes, names, {task: alpha})
-            truth, pred = [], []
-            for raw, level_db, targets in sequences:
-                scores = trial.smooth({task: raw[task]}, {})
-                pred.append(scores[task][:, 0] if task == "f0_hz" else trial.columns(scores, level_db=level_db)[task])
-                truth.append(targets[task])
-            result = score_task(task, np.concatenate(truth), np.concatenate(pred))
+            pred = decide(probes, sequences, VadDecision(), {task: alpha})[task]
+            rows = task_rows(task, truth[task])
+            result = score_task(task, truth[task][rows], pred[rows])
             value = result.get("accuracy", result.get("r2"))
             if best is None or value > best[0] + 1e-4:
                 best = (value, alpha)
@@ -160,12 +187,25 @@ def tune_smoothing(hp, net, probes: LinearProbes, rows, names) -> dict[str, floa
     return chosen
 
 
-def main(hp) -> dict:
-    net, _, folder = presets.load(hp["preset"])
-    if not net.gated:
-        raise ValueError(f"{folder} is a dense network: it has no gate masks to probe")
-    rows = data.pack_layout(Path(hp["data_root"]))
-    names = category_names(rows)
+def tune_vad_decision(hp, probes: LinearProbes, sequences) -> tuple[VadDecision, list[dict]]:
+    """The VAD threshold and run clean-up with the best frame accuracy on the whole valid clips,
+    the clips without speech included; the smallest look-ahead wins a tie."""
+    truth = np.concatenate([s[2]["vad"] for s in sequences])
+    only_vad = LinearProbes({"vad": probes.probes["vad"]}, probes.category_names)
+    trials = []
+    grid = itertools.product(hp["vad_threshold_grid"], hp["vad_bridge_frames_grid"],
+                             hp["vad_min_speech_frames_grid"], hp["vad_startup_frames_grid"])
+    for decision in itertools.starmap(VadDecision, grid):
+        speech = decide(only_vad, [(s[0], s[1], {}) for s in sequences], decision,
+                        {"vad": probes.smoothing.get("vad", 0.0)})["vad"]
+        trials.append({**decision.as_dict(), "valid_accuracy": float(np.mean(speech == truth))})
+    best = max(trials, key=lambda t: (round(t["valid_accuracy"], 4), -t["bridge_frames"] - t["min_speech_frames"],
+                                      -t["startup_frames"]))
+    return VadDecision(**{k: v for k, v in best.items() if k != "valid_accuracy"}), trials
+
+
+def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
+    """The six probes at C*, and the report of their fit: selection curves, feature types."""
     rng = np.random.default_rng(0)
     types = list(dict.fromkeys(["masks", *hp["compare_types"]]))
     xtr, ytr = collect(hp, net, rows, "train", hp["train_draws"], hp["train_seed"], names, types, rng)
@@ -191,10 +231,24 @@ def main(hp) -> dict:
             "top64_coef": np.atleast_2d(full[1].coef_)[:, ranking[:64]].tolist(),
         }
         print(task, json.dumps({k: v for k, v in report["tasks"][task].items() if not k.startswith("top")}), flush=True)
-    linear = LinearProbes(probes, names)
-    linear.smoothing = tune_smoothing(hp, net, linear, rows, names)
-    report["smoothing"] = linear.smoothing
-    print("smoothing", linear.smoothing, flush=True)
+    return LinearProbes(probes, names), report
+
+
+def main(hp) -> dict:
+    net, _, folder = presets.load(hp["preset"])
+    if not net.gated:
+        raise ValueError(f"{folder} is a dense network: it has no gate masks to probe")
+    rows = data.pack_layout(Path(hp["data_root"]))
+    names = category_names(rows)
+    if hp["refit"]:
+        linear, report = fit_all(hp, net, rows, names)
+    else:  # keep the fitted probes, choose their smoothing and VAD decision again
+        linear, report = LinearProbes.load(folder), json.loads(Path(hp["report"]).read_text())
+    sequences = valid_sequences(hp, net, linear, rows, names)
+    linear.smoothing = tune_smoothing(hp, linear, sequences)
+    linear.decision, report["vad_decision_trials"] = tune_vad_decision(hp, linear, sequences)
+    report["smoothing"], report["vad_decision"] = linear.smoothing, linear.decision.as_dict()
+    print("smoothing", linear.smoothing, "VAD decision", report["vad_decision"], flush=True)
     staging = Path(folder) / ".probes-staging"
     staging.mkdir(exist_ok=True)
     linear.save(staging)

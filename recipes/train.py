@@ -139,17 +139,20 @@ def dataio_prep(hparams):
     def train_pipeline(path):
         yield from to_item(data.make_mixture(data.load(path), train_bank, rng, crop_len))
 
-    @sb.utils.data_pipeline.takes("id", "path")
+    @sb.utils.data_pipeline.takes("utterance", "draw", "path")
     @sb.utils.data_pipeline.provides("noisy", "clean")
-    def valid_pipeline(item_id, path):
-        rng_item = data.item_rng(hparams["valid_seed"], item_id)
+    def valid_pipeline(utterance, draw, path):
+        rng_item = data.item_rng(hparams["valid_seed"] + draw, utterance)
         yield from to_item(data.make_mixture(data.load(path), valid_bank, rng_item))
 
     train_dict = {
         f"{r['id']}#{k}": {"utterance": r["id"], "path": r["path"]}
         for r in train_speech for k in range(hparams["crops_per_utterance"])
     }
-    valid_dict = {r["id"]: {"path": r["path"]} for r in valid_speech[: hparams["valid_limit"]]}
+    valid_dict = {
+        r["id"] if k == 0 else f"{r['id']}#{k}": {"utterance": r["id"], "draw": k, "path": r["path"]}
+        for r in valid_speech[: hparams["valid_limit"]] for k in range(hparams["valid_draws"])
+    }
     if hparams["joint_weight"] > 0:
         train = sb.dataio.dataset.DynamicItemDataset(train_dict, [joint_train_pipeline], outputs + ["joint_targets"])
     else:

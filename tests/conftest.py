@@ -55,6 +55,7 @@ def speechlike():
 def random_preset(tmp_path_factory):
     """A preset folder holding random weights and random probes: tests the mechanics only."""
     from freelunch import presets
+    from freelunch.probes.decisions import VadDecision
     from freelunch.probes.linear import LinearProbes, Probe, TASKS
 
     folder = tmp_path_factory.mktemp("presets") / "random"
@@ -67,7 +68,9 @@ def random_preset(tmp_path_factory):
         index = np.sort(rng.choice(9 * 256, 64, replace=False))
         probes[task] = Probe(index, rng.standard_normal((64, k)).astype(np.float32), np.zeros(k, np.float32))
     staging = tmp_path_factory.mktemp("staging")
-    LinearProbes(probes, names, {"vad": 0.5, "noise_category": 0.9, "snr_db": 0.8}).save(staging)
+    # a VAD decision that looks ahead (4 + 6 - 2 frames), so the mechanics tests cover the held frames
+    decision = VadDecision(0.5, bridge_frames=4, min_speech_frames=6, startup_frames=3)
+    LinearProbes(probes, names, {"vad": 0.5, "noise_category": 0.9, "snr_db": 0.8}, decision).save(staging)
     extra = {n: staging / n for n in (LinearProbes.FILE, LinearProbes.META)}
     presets.save(folder, net, {"name": "random", "target_usage": 0.25}, extra)
     return folder

@@ -8,7 +8,9 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
+from freelunch import DynCPEnhancer
 from freelunch.cli import main
+from freelunch.files import stream_file
 
 
 @pytest.fixture
@@ -56,6 +58,22 @@ def test_labels_only(take, tmp_path, random_preset):
     result = run("labels", take, "--format", "srt", "--format", "jams", "--preset", random_preset)
     assert result.exit_code == 0, result.output
     assert (take.parent / "take.srt").exists() and (take.parent / "take.jams").exists()
+
+
+def test_a_streamed_file_gets_the_whole_track(take, random_preset):
+    """Chunked file streaming decides the frames held for the VAD's look-ahead at the end: its
+    track is the one-shot call's (up to the last look-ahead frames, which also see the zeros
+    that flush the stream), and no frame is left undecided."""
+    fx = DynCPEnhancer.from_preset(random_preset)
+    assert fx.properties_lookahead == 8
+    stream_file(take, fx, None)
+    audio, rate = sf.read(take, dtype="float32", always_2d=True)
+    whole = DynCPEnhancer.from_preset(random_preset)
+    whole(audio.T, rate)
+    n = len(whole.properties.times)
+    assert n > 100 and len(fx.properties.times) >= n
+    for key in ("times", "vad", "voiced", "f0_hz", "snr_db"):
+        np.testing.assert_array_equal(fx.properties.column(key)[: n - 8], whole.properties.column(key)[: n - 8])
 
 
 @pytest.mark.parametrize(

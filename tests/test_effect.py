@@ -68,7 +68,9 @@ def test_attenuation_limit_bounds_noise_reduction(random_preset, speechlike):
         ({"attenuation_limit_db": -3}, ValueError),
         ({"attenuation_limit_db": "6"}, TypeError),
         ({"vad_threshold": 1.5}, ValueError),
-        ({"vad_threshold": None}, TypeError),
+        ({"vad_threshold": "0.5"}, TypeError),
+        ({"min_speech_ms": -16}, ValueError),
+        ({"min_silence_ms": True}, TypeError),
     ],
 )
 def test_bad_parameters_are_named(random_preset, kwargs, error):

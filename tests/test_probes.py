@@ -9,7 +9,10 @@ from conftest import make_net
 from freelunch.model import StreamingEngine
 from freelunch.probes import targets as T
 from freelunch.probes.features import stack_previous
-from freelunch.probes.linear import SILENCE_DB, LinearProbes, Probe, weighted_sums
+from freelunch.probes.decisions import SILENCE_DB, VadDecision, clean_runs
+from hypothesis import given
+from hypothesis import strategies as st
+from freelunch.probes.linear import LinearProbes, Probe, weighted_sums
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 
@@ -196,3 +199,48 @@ def test_a_silenced_span_is_labelled_no_speech():
     far = ~inside & ((frames < zero[0] // 256 - 1) | (frames > zero[-1] // 256 + 2))
     assert np.array_equal(targets[far, 0].astype(bool), utterance["vad"][far]) and utterance["vad"][far].sum() > 50
     assert np.array_equal(silence_span(x[:100], 3.0, rng), x[:100])  # never all silence
+
+
+def test_vad_clean_up_fills_short_gaps_then_drops_short_runs():
+    speech = np.array([0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 1, 0, 0], bool)
+    out = clean_runs(speech, bridge_frames=3, min_speech_frames=3)
+    # the 2-frame gap is filled (a run of 7), the 4-frame gap is not; 12-15 becomes one run of
+    # 4 frames (its 1-frame gap filled), and the gap touching the end stays
+    assert out.astype(int).tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
+    assert not clean_runs(np.array([1, 0, 1], bool), 1, 4).any()
+    assert clean_runs(speech, 1, 1).tolist() == speech.tolist()
+
+
+@given(
+    scores=st.lists(st.floats(-4, 4), min_size=1, max_size=160),
+    cuts=st.lists(st.integers(0, 160), max_size=6),
+    bridge=st.integers(1, 10),
+    min_speech=st.integers(1, 24),
+    startup=st.integers(0, 30),
+    alpha=st.sampled_from([0.0, 0.8]),
+)
+def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha):
+    """Pushed in pieces, frames come out late by the look-ahead, and equal the whole signal's."""
+    mask = np.array(scores) > 0  # one feature whose weight is the frame's score
+    masks = np.zeros((len(scores), 1, 2), bool)
+    masks[:, 0, 0] = mask
+    probe = {t: Probe(np.array([0]), np.full((1, 1), 3.0, np.float32), np.full(1, -1.5, np.float32))
+             for t in ("vad", "voiced", "f0_hz")}
+    probes = LinearProbes(probe, [], {"vad": alpha}, VadDecision(0.5, bridge, min_speech, startup))
+    whole = probes.predict(masks)
+    stream = probes.stream()
+    pieces, seen = [], 0
+    cuts = sorted(min(c, len(scores)) for c in cuts)
+    for a, b in zip([0, *cuts], [*cuts, len(scores)]):
+        if b > a:
+            seen += b - a
+            out = stream.push([masks[a:b]], times=np.arange(a, b))
+            pieces.append(out)
+            assert sum(len(p.get("times", [])) for p in pieces) == max(0, seen - probes.decision.lookahead)
+    pieces.append(stream.flush())
+    for key in ("vad", "voiced", "f0_hz"):
+        joined = np.concatenate([p[key] for p in pieces if key in p])
+        np.testing.assert_array_equal(joined, whole[key])
+    assert np.concatenate([p["times"] for p in pieces if "times" in p]).tolist() == list(range(len(scores)))
+    assert not whole["voiced"][~whole["vad"]].any() and np.isnan(whole["f0_hz"][~whole["voiced"]]).all()
+    assert not whole["vad"][:startup].any()

@@ -168,3 +168,15 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     fx = DynCPEnhancer.from_preset(folder)
     fx(np.zeros(16000, np.float32), 16000)
     assert len(fx.properties.vad) == len(fx.properties.times) > 0
+    # --refit False keeps the fitted weights and chooses the smoothing and VAD decision again
+    import fit_probes
+    from hyperpyyaml import load_hyperpyyaml
+    from freelunch.probes.linear import LinearProbes
+
+    before = (folder / LinearProbes.FILE).read_bytes()
+    hp = load_hyperpyyaml((tmp_path / "probes.yaml").read_text(), {"preset": str(folder), "refit": False})
+    again = fit_probes.main(hp)
+    assert (folder / LinearProbes.FILE).read_bytes() == before
+    assert again["vad_decision"] == LinearProbes.load(folder).decision.as_dict()
+    assert len(again["vad_decision_trials"]) == 4 * 4 * 3 * 5
+    presets.verify(folder)

@@ -1,6 +1,7 @@
 """DynCPEnhancer: the pedalboard-compatible effect that enhances speech and emits properties."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -13,6 +14,7 @@ from .audio import as_channels_first, check_buffer_size, check_sample_rate, rest
 from .model import StreamingEngine
 from .model import stft as S
 from .model.engine import DelayLine
+from .probes.decisions import VadDecision
 from .probes.linear import LinearProbes
 from .track import PropertyTrack
 
@@ -45,6 +47,13 @@ class DynCPEnhancer:
     probes' scores of each channel are averaged (the loudest talker dominates a stereo pair
     the way it would a downmix, without running the network a second time).
 
+    Speech is a VAD probability over ``vad_threshold``, with gaps shorter than
+    ``min_silence_ms`` filled and runs shorter than ``min_speech_ms`` dropped (None: the
+    preset's values, chosen on valid data; 0: off). The preset may also hold the first frames
+    of a stream as no speech, while the network settles (``decision.startup_frames``). That clean-up looks ahead, so while
+    streaming the track trails the audio by ``properties_lookahead`` frames; ``flush_properties()``
+    decides the rest at the end of a ``reset=False`` stream (a ``reset=True`` call does it itself).
+
     One instance is not thread-safe: give each thread its own.
 
     >>> import numpy as np, freelunch
@@ -60,22 +69,36 @@ class DynCPEnhancer:
         self,
         preset: str | os.PathLike = "balanced",
         attenuation_limit_db: float | None = None,
-        vad_threshold: float = 0.5,
+        vad_threshold: float | None = None,
+        min_speech_ms: float | None = None,
+        min_silence_ms: float | None = None,
     ):
         if attenuation_limit_db is not None:
             if isinstance(attenuation_limit_db, bool) or not isinstance(attenuation_limit_db, (int, float)):
                 raise TypeError("attenuation_limit_db must be a number of dB or None")
             if not 0 < attenuation_limit_db <= 120:
                 raise ValueError(f"attenuation_limit_db must be in (0, 120] dB, got {attenuation_limit_db}")
-        if isinstance(vad_threshold, bool) or not isinstance(vad_threshold, (int, float)):
-            raise TypeError("vad_threshold must be a number")
-        if not 0.0 < vad_threshold < 1.0:
+        for name, value in (("vad_threshold", vad_threshold), ("min_speech_ms", min_speech_ms),
+                            ("min_silence_ms", min_silence_ms)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(f"{name} must be a number or None")
+        if vad_threshold is not None and not 0.0 < vad_threshold < 1.0:
             raise ValueError(f"vad_threshold must be strictly between 0 and 1, got {vad_threshold}")
+        for name, value in (("min_speech_ms", min_speech_ms), ("min_silence_ms", min_silence_ms)):
+            if value is not None and not 0 <= value <= 10_000:
+                raise ValueError(f"{name} must be in [0, 10000] ms, got {value}")
         self.preset = str(preset)
         self.attenuation_limit_db = attenuation_limit_db
-        self.vad_threshold = float(vad_threshold)
         self._net, self.config, folder = presets.load(preset)
         self._probes = LinearProbes.load(folder) if (folder / LinearProbes.FILE).exists() else None
+        preset_decision = self._probes.decision if self._probes else VadDecision()
+        frames = lambda ms, default: default if ms is None else max(1, round(ms * ENGINE_RATE / 1000 / S.HOP))  # noqa: E731
+        self.decision = dataclasses.replace(
+            preset_decision,
+            threshold=preset_decision.threshold if vad_threshold is None else float(vad_threshold),
+            bridge_frames=frames(min_silence_ms, preset_decision.bridge_frames),
+            min_speech_frames=frames(min_speech_ms, preset_decision.min_speech_frames),
+        )
         self._gain_floor = 0.0 if attenuation_limit_db is None else 10 ** (-attenuation_limit_db / 20)
         self._state: dict | None = None
         self.properties = self._new_track()
@@ -88,11 +111,18 @@ class DynCPEnhancer:
         return cls(preset, **params)
 
     def __repr__(self) -> str:
+        d = self.decision
         return (f"<freelunch.DynCPEnhancer preset={self.preset!r} attenuation_limit_db={self.attenuation_limit_db}"
-                f" vad_threshold={self.vad_threshold}>")
+                f" vad_threshold={d.threshold} min_speech_frames={d.min_speech_frames}"
+                f" min_silence_frames={d.bridge_frames}>")
 
     def _new_track(self) -> PropertyTrack:
         return PropertyTrack(self._probes.category_names if self._probes else [])
+
+    @property
+    def properties_lookahead(self) -> int:
+        """Frames (16 ms) by which the property track trails the audio while streaming."""
+        return self.decision.lookahead
 
     @property
     def latency(self) -> int:
@@ -116,6 +146,11 @@ class DynCPEnhancer:
         self._state = None
         self.properties = self._new_track()
 
+    def flush_properties(self) -> None:
+        """End a ``reset=False`` stream's track: decide the frames held for the VAD's look-ahead."""
+        if self._state is not None and self._state["probes"] is not None:
+            self._append(self._state["probes"].flush())
+
     def _start(self, sample_rate: int, channels: int) -> dict:
         resample = sample_rate != ENGINE_RATE
         return dict(
@@ -127,7 +162,7 @@ class DynCPEnhancer:
             # StreamResampler guesses the layout from the smaller axis, so blocks with no
             # more samples than channels wait here until they are unambiguous.
             pending=np.zeros((channels, 0), np.float32),
-            smoothing={},  # the probes' causal smoothing state
+            probes=self._probes.stream(self.decision) if self._probes else None,
             delay=DelayLine(self._delay_for(sample_rate) + (channels if resample else 0), channels),
         )
 
@@ -155,11 +190,13 @@ class DynCPEnhancer:
         return np.stack(outs)
 
     def _record(self, index: np.ndarray, masks: list[np.ndarray], level_db: np.ndarray) -> None:
-        usage = np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0)
-        columns = {"usage": usage}
-        if self._probes is not None:
-            columns.update(self._probes.predict_channels(masks, self._state["smoothing"], self.vad_threshold, level_db))
-        self.properties.extend(times=index * S.HOP / ENGINE_RATE, **columns)
+        columns = dict(times=index * S.HOP / ENGINE_RATE, usage=np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0))
+        stream = self._state["probes"]
+        self._append(columns if stream is None else stream.push(masks, level_db, **columns))
+
+    def _append(self, columns: dict[str, np.ndarray]) -> None:
+        if columns and len(columns["times"]):
+            self.properties.extend(**columns)
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
         """Enhance ``input_array``; the result has its shape and is float32."""
@@ -204,6 +241,7 @@ class DynCPEnhancer:
         y = np.concatenate(pieces, axis=1)[:, offset : offset + n]
         if y.shape[1] < n:
             y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
+        self.flush_properties()
         self._state = None
         return restore_layout(y, layout)
 

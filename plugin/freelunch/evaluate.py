@@ -2,7 +2,8 @@
 
 Speech quality comes from the batched engine (the same output as the streaming engine
 to ~1e-4); the probes read the streaming engine's masks, exactly as the effect does, and
-are scored with the preset's causal smoothing (``probes``) and without (``probes_unsmoothed``).
+are scored as the effect decides them (``probes``: the preset's smoothing and VAD decision)
+and frame by frame (``probes_unsmoothed``: no smoothing, VAD threshold 0.5, no clean-up).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .model import BatchedEngine, StreamingEngine
 from .model.cost import frame_macs
 from .peers import PyworldF0
 from .probes.cache import cached_clean_targets
+from .probes.decisions import VadDecision
 from .probes.linear import TASKS, LinearProbes
 from .probes.scoring import score_task
 from .probes.targets import mixture_targets
@@ -51,11 +53,14 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
                                   cached_clean_targets(target_cache, item_id, paths[item_id]))
         frames = len(targets["vad"])
         masks, level_db = engine_frames(engine, mixture["noisy"])
-        raw = probes.scores(masks[:frames])
-        for variant, scores in (("smoothed", probes.smooth(raw, {})), ("raw", raw)):
-            columns = probes.columns(scores, level_db=level_db[:frames])
+        masks, level_db = masks[:frames], level_db[:frames]
+        raw = probes.scores(masks)
+        for variant, smooth, decision in (("smoothed", True, None), ("raw", False, VadDecision())):
+            columns = probes.predict(masks, level_db, decision, smooth)
+            # F0 is scored on every frame the reference calls voiced, whatever the VAD said
+            columns["f0_hz"] = (probes.smooth(raw, {}) if smooth else raw)["f0_hz"][:, 0]
             for task in TASKS:
-                pred[variant][task].append(scores["f0_hz"][:, 0] if task == "f0_hz" else columns[task])
+                pred[variant][task].append(columns[task])
         for task in TASKS:
             truth[task].append(targets[task])
         peer_f0.append(dio.f0(mixture["noisy"])[:frames])
@@ -82,6 +87,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
             both = ~np.isnan(t["f0_hz"]) & p["voiced"]
             report[key]["f0_hz_voiced_in_both"] = score_task("f0_hz", t["f0_hz"][both], p["f0_hz"][both])
         report["smoothing"] = probes.smoothing
+        report["vad_decision"] = probes.decision.as_dict()
         report["peers"] = {"pyworld_dio_noisy_f0": score_task("f0_hz", t["f0_hz"], np.concatenate(peer_f0))}
         report["probe_adds_per_frame"] = {task: int(len(pr.index)) for task, pr in probes.probes.items()}
     return report

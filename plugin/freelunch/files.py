@@ -60,6 +60,7 @@ def stream_file(src: Path, fx: DynCPEnhancer, sink: Callable[[np.ndarray], None]
         if to_skip is None:
             raise ValueError(f"{src} holds no audio samples")
         tail = fx.process(np.zeros((channels, fx.latency), np.float32), sr, buffer_size=CHUNK, reset=False)
+        fx.flush_properties()
         if sink:
             sink(tail[:, to_skip:])
     return sr, channels

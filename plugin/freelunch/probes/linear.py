@@ -13,12 +13,9 @@ import numba
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from .decisions import ProbeStream, VadDecision
+
 TASKS = ("vad", "voiced", "f0_hz", "noise_category", "snr_db", "noise_level_db")
-# A frame whose input RMS is below this (dBFS) holds no speech, whatever the masks say: it is
-# below the noise floor of real recordings (16-bit quantisation noise is about -101 dBFS;
-# LibriSpeech's median floor is -57 dBFS). It catches digital silence, whose first frames in
-# a stream the masks cannot tell from speech: there the network starts from zero history.
-SILENCE_DB = -90.0
 CLASSIFIERS = ("vad", "voiced", "noise_category")
 
 
@@ -47,10 +44,6 @@ class Probe:
         return weighted_sums(np.ascontiguousarray(masks), self.index, self.coef, self.bias)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 @numba.njit(cache=True, nogil=True)
 def ema(scores, alpha, state):  # pragma: no cover - compiled
     """Causal exponential average over frames, in place; ``state`` holds the last output (NaN: none yet)."""
@@ -66,16 +59,19 @@ class LinearProbes:
     """The six probes of a preset (``probes.safetensors`` + ``probes.json``).
 
     ``smoothing`` maps a task to the coefficient of a causal exponential average of its
-    scores over frames (0 or absent: none), chosen on the valid split by fit_probes.
+    scores over frames (0 or absent: none); ``decision`` turns VAD scores into speech. Both
+    are chosen on the valid split by fit_probes.
     """
 
     FILE = "probes.safetensors"
     META = "probes.json"
 
-    def __init__(self, probes: dict[str, Probe], category_names: list[str], smoothing: dict[str, float] | None = None):
+    def __init__(self, probes: dict[str, Probe], category_names: list[str], smoothing: dict[str, float] | None = None,
+                 decision: VadDecision | None = None):
         self.probes = probes
         self.category_names = category_names
         self.smoothing = dict(smoothing or {})
+        self.decision = decision or VadDecision()
 
     def smooth(self, scores: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Apply the causal smoothing; ``state`` (a dict kept by the caller per stream) carries over."""
@@ -93,37 +89,17 @@ class LinearProbes:
         flat = masks.reshape(len(masks), -1)
         return {name: p.scores(flat) for name, p in self.probes.items()}
 
-    def columns(self, scores: dict[str, np.ndarray], vad_threshold: float = 0.5,
-                level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Raw scores -> PropertyTrack columns; ``level_db``, the frames' input RMS, vetoes
-        speech below SILENCE_DB."""
-        out = {}
-        if "vad" in scores:
-            out["vad_prob"] = sigmoid(scores["vad"][:, 0])
-            out["vad"] = out["vad_prob"] >= vad_threshold
-            if level_db is not None:
-                out["vad"] &= level_db >= SILENCE_DB
-        if "voiced" in scores:
-            out["voiced_prob"] = sigmoid(scores["voiced"][:, 0])
-            out["voiced"] = (out["voiced_prob"] >= 0.5) & out.get("vad", True)
-        if "f0_hz" in scores:
-            out["f0_hz"] = np.where(out.get("voiced", True), scores["f0_hz"][:, 0], np.nan)
-        if "noise_category" in scores:
-            out["noise_category"] = scores["noise_category"].argmax(axis=1)
-        for name in ("snr_db", "noise_level_db"):
-            if name in scores:
-                out[name] = scores[name][:, 0]
-        return out
+    def stream(self, decision: VadDecision | None = None, smooth: bool = True) -> ProbeStream:
+        """A new stream's decisions, with the preset's VAD decision unless one is given."""
+        return ProbeStream(self, decision or self.decision, smooth)
 
-    def predict(self, masks: np.ndarray, vad_threshold: float = 0.5, level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        return self.columns(self.scores(masks), vad_threshold, level_db)
-
-    def predict_channels(self, masks: list[np.ndarray], state: dict, vad_threshold: float = 0.5,
-                         level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Average each task's scores over channels, smooth them causally, then decide."""
-        per_channel = [self.scores(m) for m in masks]
-        mean = {k: np.mean([s[k] for s in per_channel], axis=0) for k in per_channel[0]}
-        return self.columns(self.smooth(mean, state), vad_threshold, level_db)
+    def predict(self, masks: np.ndarray, level_db: np.ndarray | None = None, decision: VadDecision | None = None,
+                smooth: bool = True) -> dict[str, np.ndarray]:
+        """The columns of one whole signal's masks (F, blocks, hidden), as the effect makes them."""
+        stream = self.stream(decision, smooth)
+        out = stream.push([masks], level_db)
+        rest = stream.flush()
+        return {k: np.concatenate([out[k], rest[k]]) if k in out else rest[k] for k in rest}
 
     def save(self, folder: Path) -> None:
         tensors = {}
@@ -132,7 +108,8 @@ class LinearProbes:
             tensors[f"{name}.coef"] = p.coef.astype(np.float32)
             tensors[f"{name}.bias"] = p.bias.astype(np.float32)
         save_file(tensors, str(Path(folder) / self.FILE))
-        meta = {"tasks": list(self.probes), "category_names": self.category_names, "smoothing": self.smoothing}
+        meta = {"tasks": list(self.probes), "category_names": self.category_names, "smoothing": self.smoothing,
+                "vad_decision": self.decision.as_dict()}
         (Path(folder) / self.META).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -148,4 +125,4 @@ class LinearProbes:
             )
             for name in meta["tasks"]
         }
-        return cls(probes, meta["category_names"], meta.get("smoothing"))
+        return cls(probes, meta["category_names"], meta.get("smoothing"), VadDecision(**meta.get("vad_decision", {})))

@@ -1,0 +1,166 @@
+"""From the probes' scores to the track's columns, one stream at a time.
+
+Scores are smoothed causally, then decided. The VAD gets two more steps. The first
+``startup_frames`` of a stream are never speech: the network starts from zero history, and
+its gates open as if for speech for about 14 frames before they settle. Then the VAD's
+speech segments are cleaned up the usual way: gaps between speech shorter than
+``bridge_frames`` are filled, then speech runs shorter than ``min_speech_frames`` are dropped. A frame's answer
+then depends on the frames after it, so the stream holds each frame back ``lookahead`` frames
+(the audio is not delayed; only its properties are). Voicing and F0 follow the final VAD.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .linear import LinearProbes
+
+# A frame whose input RMS is below this (dBFS) holds no speech, whatever the masks say: it is
+# below the noise floor of real recordings (16-bit quantisation noise is about -101 dBFS;
+# LibriSpeech's median floor is -57 dBFS). It catches digital silence, whose first frames in
+# a stream the masks cannot tell from speech: there the network starts from zero history.
+SILENCE_DB = -90.0
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@dataclass(frozen=True)
+class VadDecision:
+    """How frame scores become speech: a probability threshold, the start-up hold (0: off),
+    then the run clean-up (1: off).
+
+    >>> VadDecision(0.4, bridge_frames=8, min_speech_frames=20).lookahead
+    26
+    """
+
+    threshold: float = 0.5
+    bridge_frames: int = 1
+    min_speech_frames: int = 1
+    startup_frames: int = 0
+
+    def __post_init__(self):
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"VAD threshold must be strictly between 0 and 1, got {self.threshold}")
+        for name, least in (("bridge_frames", 1), ("min_speech_frames", 1), ("startup_frames", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"{name} must be a whole number of frames >= {least}, got {value!r}")
+
+    @property
+    def lookahead(self) -> int:
+        """Frames a decision waits for: enough to see a gap close and a run reach its minimum."""
+        return self.bridge_frames - 1 + self.min_speech_frames - 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) of each run of True."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def clean_runs(speech: np.ndarray, bridge_frames: int, min_speech_frames: int) -> np.ndarray:
+    """Fill gaps shorter than ``bridge_frames`` between two speech runs, then drop speech runs
+    shorter than ``min_speech_frames``. A gap that touches either end is never filled.
+
+    >>> clean_runs(np.array([1, 0, 1, 0, 0, 0, 1, 0], bool), 2, 3).astype(int).tolist()
+    [1, 1, 1, 0, 0, 0, 0, 0]
+    """
+    out = speech.copy()
+    starts, ends = runs(~out)
+    for s, e in zip(starts, ends):
+        if s > 0 and e < len(out) and e - s < bridge_frames:
+            out[s:e] = True
+    starts, ends = runs(out)
+    for s, e in zip(starts, ends):
+        if e - s < min_speech_frames:
+            out[s:e] = False
+    return out
+
+
+class ProbeStream:
+    """One stream's probe state: score smoothing and the frames held for the VAD's look-ahead.
+
+    ``push`` takes the masks of new frames (one array per channel; their scores are averaged)
+    and returns the frames now decided, with any ``extra`` columns (``times``, ``usage``)
+    passed through alongside. ``flush`` decides the frames still held, at the end of a stream.
+    Pushing a signal in pieces gives exactly the columns of pushing it whole.
+    """
+
+    def __init__(self, probes: "LinearProbes", decision: VadDecision, smooth: bool = True):
+        self.probes, self.decision, self.smooth = probes, decision, smooth
+        self._smoothing: dict = {}
+        self._held: dict[str, np.ndarray] = {}
+        # Raw VAD of frames already emitted, as context: far enough back that the clean-up of
+        # the held frames reads the same as on the whole signal.
+        self._context = np.zeros(0, bool)
+        self._frames = 0  # frames pushed so far, for the start-up hold
+
+    def push(self, masks: list[np.ndarray], level_db: np.ndarray | None = None, **extra: np.ndarray) -> dict[str, np.ndarray]:
+        per_channel = [self.probes.scores(m) for m in masks]
+        scores = {k: np.mean([s[k] for s in per_channel], axis=0) for k in per_channel[0]}
+        return self.push_scores(scores, level_db, **extra)
+
+    def push_scores(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None,
+                    **extra: np.ndarray) -> dict[str, np.ndarray]:
+        """As ``push``, from the probes' raw scores."""
+        if self.smooth:
+            scores = self.probes.smooth(scores, self._smoothing)
+        new = {**self._columns(scores, level_db), **extra}
+        if "vad" in new:
+            new["vad"][: max(0, self.decision.startup_frames - self._frames)] = False
+        self._frames += len(next(iter(scores.values())))
+        self._held = {k: np.concatenate([self._held[k], v]) if k in self._held else v for k, v in new.items()}
+        return self._emit(final=False)
+
+    def flush(self) -> dict[str, np.ndarray]:
+        return self._emit(final=True)
+
+    def _columns(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Frame columns before the VAD clean-up; ``level_db`` vetoes speech below SILENCE_DB."""
+        n = len(next(iter(scores.values())))
+        out = {}
+        if "vad" in scores:
+            out["vad_prob"] = sigmoid(scores["vad"][:, 0])
+            out["vad"] = out["vad_prob"] >= self.decision.threshold
+            if level_db is not None:
+                out["vad"] &= np.asarray(level_db[:n]) >= SILENCE_DB
+        if "voiced" in scores:
+            out["voiced_prob"] = sigmoid(scores["voiced"][:, 0])
+            out["voiced"] = out["voiced_prob"] >= 0.5
+        if "f0_hz" in scores:
+            out["f0_hz"] = scores["f0_hz"][:, 0]
+        if "noise_category" in scores:
+            out["noise_category"] = scores["noise_category"].argmax(axis=1)
+        for name in ("snr_db", "noise_level_db"):
+            if name in scores:
+                out[name] = scores[name][:, 0]
+        return out
+
+    def _emit(self, final: bool) -> dict[str, np.ndarray]:
+        if not self._held:
+            return {}
+        held = len(next(iter(self._held.values())))
+        ready = held if final else max(0, held - self.decision.lookahead)
+        out = {k: v[:ready] for k, v in self._held.items()}
+        self._held = {k: v[ready:] for k, v in self._held.items()}
+        if "vad" in out:
+            raw = np.concatenate([self._context, out["vad"], self._held["vad"]])
+            d = self.decision
+            speech = clean_runs(raw, d.bridge_frames, d.min_speech_frames)[len(self._context):][:ready]
+            keep = d.bridge_frames + d.min_speech_frames
+            self._context = np.concatenate([self._context, out["vad"]])[-keep:]
+            out["vad"] = speech
+        speech = out.get("vad", True)
+        if "voiced" in out:
+            out["voiced"] = out["voiced"] & speech
+        if "f0_hz" in out:
+            out["f0_hz"] = np.where(out.get("voiced", speech), out["f0_hz"], np.nan)
+        return out
