@@ -60,6 +60,25 @@ def test_labels_only(take, tmp_path, random_preset):
     assert (take.parent / "take.srt").exists() and (take.parent / "take.jams").exists()
 
 
+def test_vad_options_reach_the_labels(take, tmp_path, random_preset):
+    """The same file labelled with the preset's decision and with every frame decided alone:
+    the clean-up only ever removes short runs and fills short gaps, so the labels differ."""
+    import csv
+
+    def speech_frames(*options):
+        folder = tmp_path / str(len(options))
+        folder.mkdir()
+        result = run("labels", take, "--format", "csv", "-o", folder, "--preset", random_preset, *options)
+        assert result.exit_code == 0, result.output
+        with open(folder / "take.frames.csv") as f:
+            return [row["vad"] == "1" for row in csv.DictReader(f)]
+
+    preset, alone = speech_frames(), speech_frames("--min-speech-ms", "0", "--min-silence-ms", "0")
+    assert len(preset) == len(alone) > 100 and preset != alone
+    bad = run("labels", take, "--format", "srt", "--preset", random_preset, "--vad-threshold", "2")
+    assert bad.exit_code == 1 and "vad_threshold must be strictly between 0 and 1" in bad.output
+
+
 def test_a_streamed_file_gets_the_whole_track(take, random_preset):
     """Chunked file streaming decides the frames held for the VAD's look-ahead at the end: its
     track is the one-shot call's (up to the last look-ahead frames, which also see the zeros

@@ -49,6 +49,18 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
     return found
 
 
+def vad_options(command):
+    """The effect's VAD decision as options; each defaults to the preset's value."""
+    options = [
+        click.option("--vad-threshold", type=float, default=None, help="VAD probability that counts as speech."),
+        click.option("--min-speech-ms", type=float, default=None, help="Drop speech runs shorter than this (0: off)."),
+        click.option("--min-silence-ms", type=float, default=None, help="Fill gaps in speech shorter than this (0: off)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, help="Output file (one input) or folder.")
@@ -57,8 +69,9 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
 @click.option("--attenuation-limit", type=float, default=None, help="Most noise reduction in dB.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Files processed in parallel.")
+@vad_options
 @fail_cleanly
-def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite, jobs):
+def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite, jobs, **vad):
     """Enhance audio files or folders, keeping each file's format, rate and channels."""
     from .effect import DynCPEnhancer
     from .export import check_format, export, label_path
@@ -72,7 +85,8 @@ def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite,
     if not single:
         out.mkdir(parents=True, exist_ok=True)
     jobs_list = [(src, out if single else out / rel) for src, rel in pairs]
-    DynCPEnhancer.from_preset(preset, attenuation_limit_db=attenuation_limit)  # fail early on a bad preset
+    settings = dict(attenuation_limit_db=attenuation_limit, **vad)
+    DynCPEnhancer.from_preset(preset, **settings)  # fail early on a bad preset or setting
     total = 0
     for src, _ in jobs_list:
         with open_audio(src) as f:
@@ -81,7 +95,7 @@ def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite,
     def run(job, bar):
         src, dst = job
         dst.parent.mkdir(parents=True, exist_ok=True)
-        fx = DynCPEnhancer.from_preset(preset, attenuation_limit_db=attenuation_limit)
+        fx = DynCPEnhancer.from_preset(preset, **settings)
         track = enhance_file(src, dst, fx, overwrite=overwrite, progress=bar.update)
         for fmt in label_formats:
             export(track, label_path(dst, fmt), fmt, audio_path=dst)
@@ -98,8 +112,9 @@ def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite,
 @click.option("--format", "formats", multiple=True, required=True, help="Label format (repeatable).")
 @click.option("-o", "--output", default=None, help="Output file or folder (default: beside the input).")
 @click.option("--preset", default="balanced", show_default=True)
+@vad_options
 @fail_cleanly
-def labels(input_path, formats, output, preset):
+def labels(input_path, formats, output, preset, **vad):
     """Write properties as labels or markers, without writing audio."""
     from .effect import DynCPEnhancer
     from .export import check_format, export, label_path
@@ -108,7 +123,7 @@ def labels(input_path, formats, output, preset):
     for fmt in formats:
         check_format(fmt)
     src = check_input(Path(input_path))
-    fx = DynCPEnhancer.from_preset(preset)
+    fx = DynCPEnhancer.from_preset(preset, **vad)
     stream_file(src, fx, None)
     for fmt in formats:
         dst = label_path(src if output is None else Path(output) / src.name, fmt) if (
