@@ -161,9 +161,7 @@ def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: di
     trial = LinearProbes(probes.probes, probes.category_names, smoothing, decision)
     out = {t: [] for t in TASKS}
     for raw, level_db, _ in sequences:
-        stream = trial.stream()
-        columns = stream.push_scores(raw, level_db)
-        columns = {k: np.concatenate([columns[k], v]) if k in columns else v for k, v in stream.flush().items()}
+        columns = trial.stream().whole(raw, level_db)
         columns["f0_hz"] = trial.smooth(raw, {})["f0_hz"][:, 0]  # scored wherever the reference is voiced
         for t in TASKS:
             out[t].append(columns[t])

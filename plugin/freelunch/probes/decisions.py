@@ -123,6 +123,11 @@ class ProbeStream:
     def flush(self) -> dict[str, np.ndarray]:
         return self._emit(final=True)
 
+    def whole(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The columns of a whole signal's raw scores: pushed, then flushed."""
+        out, rest = self.push_scores(scores, level_db), self.flush()
+        return {k: np.concatenate([out[k], v]) if k in out else v for k, v in rest.items()}
+
     def _columns(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None) -> dict[str, np.ndarray]:
         """Frame columns before the VAD clean-up; ``level_db`` vetoes speech below SILENCE_DB."""
         n = len(next(iter(scores.values())))

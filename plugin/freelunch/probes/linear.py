@@ -96,10 +96,7 @@ class LinearProbes:
     def predict(self, masks: np.ndarray, level_db: np.ndarray | None = None, decision: VadDecision | None = None,
                 smooth: bool = True) -> dict[str, np.ndarray]:
         """The columns of one whole signal's masks (F, blocks, hidden), as the effect makes them."""
-        stream = self.stream(decision, smooth)
-        out = stream.push([masks], level_db)
-        rest = stream.flush()
-        return {k: np.concatenate([out[k], rest[k]]) if k in out else rest[k] for k in rest}
+        return self.stream(decision, smooth).whole(self.scores(masks), level_db)
 
     def save(self, folder: Path) -> None:
         tensors = {}
