@@ -105,7 +105,9 @@ class ProbeStream:
 
     def push(self, masks: list[np.ndarray], level_db: np.ndarray | None = None, **extra: np.ndarray) -> dict[str, np.ndarray]:
         per_channel = [self.probes.scores(m) for m in masks]
-        scores = {k: np.mean([s[k] for s in per_channel], axis=0) for k in per_channel[0]}
+        scores = per_channel[0]
+        if len(per_channel) > 1:
+            scores = {k: np.mean([s[k] for s in per_channel], axis=0) for k in scores}
         return self.push_scores(scores, level_db, **extra)
 
     def push_scores(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None,
