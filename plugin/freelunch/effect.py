@@ -50,9 +50,10 @@ class DynCPEnhancer:
     Speech is a VAD probability over ``vad_threshold``, with gaps shorter than
     ``min_silence_ms`` filled and runs shorter than ``min_speech_ms`` dropped (None: the
     preset's values, chosen on valid data; 0: off). The preset may also hold the first frames
-    of a stream as no speech, while the network settles (``decision.startup_frames``). That clean-up looks ahead, so while
-    streaming the track trails the audio by ``properties_lookahead`` frames; ``flush_properties()``
-    decides the rest at the end of a ``reset=False`` stream (a ``reset=True`` call does it itself).
+    of a stream as no speech while the network settles (``decision.startup_frames``). The
+    clean-up looks ahead, so while streaming the track trails the audio by
+    ``properties_lookahead`` frames; ``flush_properties()`` decides the rest at the end of a
+    ``reset=False`` stream (a ``reset=True`` call does it itself).
 
     One instance is not thread-safe: give each thread its own.
 
