@@ -157,15 +157,12 @@ def valid_sequences(hp, net, probes: LinearProbes, rows, names) -> list[tuple]:
 
 
 def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: dict) -> dict[str, np.ndarray]:
-    """Every sequence through a fresh stream; columns concatenated, with F0 on every frame."""
+    """Every sequence's columns as ``evaluate`` scores them (F0 on every frame), concatenated."""
+    from freelunch.evaluate import scored_columns
+
     trial = LinearProbes(probes.probes, probes.category_names, smoothing, decision)
-    out = {t: [] for t in TASKS}
-    for raw, level_db, _ in sequences:
-        columns = trial.stream().whole(raw, level_db)
-        columns["f0_hz"] = trial.smooth(raw, {})["f0_hz"][:, 0]  # scored wherever the reference is voiced
-        for t in TASKS:
-            out[t].append(columns[t])
-    return {t: np.concatenate(v) for t, v in out.items()}
+    columns = [scored_columns(trial, raw, level_db) for raw, level_db, _ in sequences]
+    return {t: np.concatenate([c[t] for c in columns]) for t in TASKS if t in columns[0]}
 
 
 def tune_smoothing(hp, probes: LinearProbes, sequences) -> dict[str, float]:
@@ -189,13 +186,12 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences) -> tuple[VadDecision,
     """The VAD threshold and run clean-up with the best frame accuracy on the whole valid clips,
     the clips without speech included; the smallest look-ahead wins a tie."""
     truth = np.concatenate([s[2]["vad"] for s in sequences])
-    only_vad = LinearProbes({"vad": probes.probes["vad"]}, probes.category_names)
+    vad_only = [({"vad": raw["vad"]}, level_db, targets) for raw, level_db, targets in sequences]
     trials = []
     grid = itertools.product(hp["vad_threshold_grid"], hp["vad_bridge_frames_grid"],
                              hp["vad_min_speech_frames_grid"], hp["vad_startup_frames_grid"])
     for decision in itertools.starmap(VadDecision, grid):
-        speech = decide(only_vad, [(s[0], s[1], {}) for s in sequences], decision,
-                        {"vad": probes.smoothing.get("vad", 0.0)})["vad"]
+        speech = decide(probes, vad_only, decision, {"vad": probes.smoothing.get("vad", 0.0)})["vad"]
         trials.append({**decision.as_dict(), "valid_accuracy": float(np.mean(speech == truth))})
     best = max(trials, key=lambda t: (round(t["valid_accuracy"], 4), -t["bridge_frames"] - t["min_speech_frames"],
                                       -t["startup_frames"]))

@@ -29,6 +29,17 @@ def engine_frames(engine: StreamingEngine, noisy: np.ndarray) -> tuple[np.ndarra
     return masks, level_db
 
 
+def scored_columns(probes: LinearProbes, raw: dict[str, np.ndarray], level_db: np.ndarray,
+                   decision: VadDecision | None = None, smooth: bool = True) -> dict[str, np.ndarray]:
+    """A whole signal's columns from its raw scores, as the effect decides them, except that
+    F0 is kept on every frame: it is scored wherever the reference is voiced, whatever the VAD said."""
+    columns = probes.stream(decision, smooth).whole(raw, level_db)
+    if "f0_hz" in raw:
+        f0 = {"f0_hz": raw["f0_hz"]}
+        columns["f0_hz"] = (probes.smooth(f0, {}) if smooth else f0)["f0_hz"][:, 0]
+    return columns
+
+
 def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, data_root=None,
                     target_cache: str = TARGET_CACHE) -> dict:
     """Speech quality, usage and MACs; with probes, the six tasks against their targets."""
@@ -56,9 +67,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
         masks, level_db = masks[:frames], level_db[:frames]
         raw = probes.scores(masks)
         for variant, smooth, decision in (("smoothed", True, None), ("raw", False, VadDecision())):
-            columns = probes.predict(masks, level_db, decision, smooth)
-            # F0 is scored on every frame the reference calls voiced, whatever the VAD said
-            columns["f0_hz"] = (probes.smooth(raw, {}) if smooth else raw)["f0_hz"][:, 0]
+            columns = scored_columns(probes, raw, level_db, decision, smooth)
             for task in TASKS:
                 pred[variant][task].append(columns[task])
         for task in TASKS:
