@@ -53,7 +53,7 @@ class EnhanceBrain(sb.Brain):
         se = se_loss(enhanced_spec, clean, self.hparams.compression, self.hparams.complex_weight)
         loss = se
         if self.hparams.gated and not self.dense_phase:
-            loss = loss + self.hparams.sparsity_weight * sparsity_loss(trace.masks, self.phi)
+            loss = loss + self.hparams.sparsity_weight * sparsity_loss(trace.masks, self.phi, self.hparams.usage_scope)
             if self.hparams.joint_weight > 0 and stage == sb.Stage.TRAIN:
                 targets, _ = batch.joint_targets
                 loss = loss + self.hparams.joint_weight * joint_loss(self.modules.joint_heads(trace.masks), targets)

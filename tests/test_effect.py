@@ -101,6 +101,19 @@ def test_properties_grow_while_streaming(fx, speechlike):
     assert ((props.usage > 0) & (props.usage < 1)).all()
 
 
+def test_end_stream_returns_the_rest_in_the_callers_layout(fx, speechlike):
+    whole = fx(speechlike, 16000)
+    whole_vad = fx.properties.vad.copy()
+    streamed = [fx.process(speechlike[:7000], 16000, reset=False), fx.process(speechlike[7000:], 16000, reset=False)]
+    assert 0 < len(fx.properties) <= len(whole_vad) - fx.properties_lookahead
+    tail = fx.end_stream()
+    assert tail.shape == (fx.latency,)
+    np.testing.assert_allclose(np.concatenate(streamed + [tail])[fx.latency :], whole, atol=1e-4)
+    np.testing.assert_array_equal(fx.properties.vad, whole_vad)
+    with pytest.raises(ValueError, match="no stream to end"):
+        fx.end_stream()
+
+
 def test_speechbrain_pretrained_interface_loads_offline(random_preset, speechlike):
     import torch
 

@@ -52,8 +52,8 @@ class DynCPEnhancer:
     preset's values, chosen on valid data; 0: off). The preset may also hold the first frames
     of a stream as no speech while the network settles (``decision.startup_frames``). The
     clean-up looks ahead, so while streaming the track trails the audio by
-    ``properties_lookahead`` frames; ``flush_properties()`` decides the rest at the end of a
-    ``reset=False`` stream (a ``reset=True`` call does it itself).
+    ``properties_lookahead`` frames; ``end_stream()`` returns the audio still held back and
+    decides the rest of the track (a ``reset=True`` call does both itself).
 
     One instance is not thread-safe: give each thread its own.
 
@@ -61,7 +61,7 @@ class DynCPEnhancer:
     >>> fx = freelunch.DynCPEnhancer.from_preset("balanced")
     >>> y = fx(np.zeros(16000, np.float32), 16000)
     >>> y.shape, len(fx.properties.times)
-    ((16000,), 63)
+    ((16000,), 64)
     """
 
     is_effect = True
@@ -147,10 +147,50 @@ class DynCPEnhancer:
         self._state = None
         self.properties = self._new_track()
 
-    def flush_properties(self) -> None:
-        """End a ``reset=False`` stream's track: decide the frames held for the VAD's look-ahead."""
-        if self._state is not None and self._state["probes"] is not None:
-            self._append(self._state["probes"].flush())
+    def end_stream(self) -> np.ndarray:
+        """End a ``reset=False`` stream: return the ``latency`` samples of output still held
+        back, and decide the track's frames held for the VAD's look-ahead.
+
+        The stream's output followed by this tail is the whole enhanced input, delayed by
+        ``latency`` samples; the track ends at the input's last frame, as a ``reset=True``
+        call's does. The next call starts a new stream.
+
+        >>> import numpy as np, freelunch
+        >>> fx = freelunch.DynCPEnhancer.from_preset("balanced")
+        >>> x = np.zeros(16000, np.float32)
+        >>> y = np.concatenate([fx(x[:5000], 16000, reset=False), fx(x[5000:], 16000, reset=False), fx.end_stream()])
+        >>> y[fx.latency:].shape, len(fx.properties.times)
+        ((16000,), 64)
+        """
+        st = self._state
+        if st is None:
+            raise ValueError("no stream to end: end_stream() follows process(..., reset=False)")
+        rest = st["delay"].flush(self._drain(st))[:, : self.latency]
+        self._end_track(st)
+        return restore_layout(np.pad(rest, ((0, 0), (0, self.latency - rest.shape[1]))), st["layout"])
+
+    def _drain(self, st: dict) -> np.ndarray:
+        """The output still inside the resamplers and engines once the input has ended.
+
+        The engines are fed zeros to complete their last frames; the track records no frame
+        past the input's end.
+        """
+        st["limit_frames"] = S.n_frames(-(-st["seen"] * ENGINE_RATE // st["sample_rate"]))
+        channels = st["channels"]
+        tail16 = np.zeros((channels, 0), np.float32)
+        if st["down"]:
+            tail16 = st["down"].process(np.pad(st["pending"], ((0, 0), (0, channels + 1))))
+            tail16 = np.concatenate([tail16, st["down"].process(None)], axis=1)
+        zeros = np.zeros((channels, StreamingEngine.latency + 1), np.float32)
+        out16 = np.concatenate([self._run(tail16, st), self._run(zeros, st)], axis=1)
+        if st["up"]:
+            return np.concatenate([st["up"].process(out16), st["up"].process(None)], axis=1)
+        return out16
+
+    def _end_track(self, st: dict) -> None:
+        if st["probes"] is not None:
+            self._append(st["probes"].flush())
+        self._state = None
 
     def _start(self, sample_rate: int, channels: int) -> dict:
         resample = sample_rate != ENGINE_RATE
@@ -165,6 +205,9 @@ class DynCPEnhancer:
             pending=np.zeros((channels, 0), np.float32),
             probes=self._probes.stream(self.decision) if self._probes else None,
             delay=DelayLine(self._delay_for(sample_rate) + (channels if resample else 0), channels),
+            seen=0,  # input samples so far
+            layout="channels_first",  # of the last call, for end_stream's tail
+            limit_frames=None,  # frames of the input, once it has ended
         )
 
     def _downsample(self, chunk: np.ndarray, st: dict) -> np.ndarray:
@@ -177,7 +220,7 @@ class DynCPEnhancer:
         st["pending"] = chunk[:, :0]
         return st["down"].process(chunk)
 
-    def _run(self, x16: np.ndarray | None, st: dict, limit_frames: int | None = None) -> np.ndarray:
+    def _run(self, x16: np.ndarray | None, st: dict) -> np.ndarray:
         """Feed 16 kHz audio (channels, n) to the engines; record properties; return emitted audio."""
         outs, masks, levels = [], [], []
         for c, engine in enumerate(st["engines"]):
@@ -185,7 +228,8 @@ class DynCPEnhancer:
             outs.append(emitted)
             masks.append(m)
             levels.append(level_db)
-        keep = len(index) if limit_frames is None else int(np.clip(limit_frames - index[:1].sum(), 0, len(index)))
+        limit = st["limit_frames"]
+        keep = len(index) if limit is None else int(np.clip(limit - index[:1].sum(), 0, len(index)))
         if keep:
             self._record(index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep])
         return np.stack(outs)
@@ -198,6 +242,14 @@ class DynCPEnhancer:
     def _append(self, columns: dict[str, np.ndarray]) -> None:
         if columns and len(columns["times"]):
             self.properties.extend(**columns)
+
+    def _push(self, x: np.ndarray, st: dict, buffer_size: int) -> np.ndarray:
+        """Stream (channels, n) input through resampling and the engines; return what comes out."""
+        pieces = [np.zeros((x.shape[0], 0), np.float32)]
+        for i in range(0, x.shape[1], buffer_size):
+            y16 = self._run(self._downsample(x[:, i : i + buffer_size], st), st)
+            pieces.append(st["up"].process(y16) if st["up"] and y16.shape[1] else y16)
+        return np.concatenate(pieces, axis=1)
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
         """Enhance ``input_array``; the result has its shape and is float32."""
@@ -216,34 +268,21 @@ class DynCPEnhancer:
                 f"reset=False continues a stream of {st['channels']} channel(s) at {st['sample_rate']} Hz; "
                 f"got {channels} at {sample_rate} Hz (call reset() first)"
             )
-        if st is None:
+        if st is None:  # a new stream: after reset(), a reset=True call or end_stream()
             st = self._state = self._start(sample_rate, channels)
+            self.properties = self._new_track()
         self._sample_rate, self._channels = sample_rate, channels
-        pieces = [np.zeros((channels, 0), np.float32)]
-        for i in range(0, n, buffer_size):
-            x16 = self._downsample(x[:, i : i + buffer_size], st)
-            y16 = self._run(x16, st)
-            pieces.append(st["up"].process(y16) if st["up"] and y16.shape[1] else y16)
+        st["seen"] += n
+        st["layout"] = layout
+        y = self._push(x, st, buffer_size)
         if not reset:
-            return restore_layout(st["delay"].push_pop(np.concatenate(pieces, axis=1), n), layout)
-        # One-shot: flush everything held back, so the output is aligned with the input.
-        tail16 = np.zeros((channels, 0), np.float32)
-        if st["down"]:
-            tail16 = st["down"].process(np.pad(st["pending"], ((0, 0), (0, channels + 1))))
-            tail16 = np.concatenate([tail16, st["down"].process(None)], axis=1)
-        zeros = np.zeros((channels, StreamingEngine.latency + 1), np.float32)
-        n16 = -(-n * ENGINE_RATE // sample_rate)
-        pieces16 = [self._run(tail16, st, S.n_frames(n16)), self._run(zeros, st, S.n_frames(n16))]
-        if st["up"]:
-            pieces += [st["up"].process(np.concatenate(pieces16, axis=1)), st["up"].process(None)]
-        else:
-            pieces += pieces16
+            return restore_layout(st["delay"].push_pop(y, n), layout)
+        # One-shot: drain everything held back, so the output is aligned with the input.
         offset = resampling_offset(sample_rate)
-        y = np.concatenate(pieces, axis=1)[:, offset : offset + n]
+        y = np.concatenate([y, self._drain(st)], axis=1)[:, offset : offset + n]
         if y.shape[1] < n:
             y = np.pad(y, ((0, 0), (0, n - y.shape[1])))
-        self.flush_properties()
-        self._state = None
+        self._end_track(st)
         return restore_layout(y, layout)
 
     __call__ = process

@@ -39,7 +39,7 @@ def stream_file(src: Path, fx: DynCPEnhancer, sink: Callable[[np.ndarray], None]
     """Push a file through ``fx`` chunk by chunk, passing aligned output to ``sink``.
 
     Streaming delays the output by ``fx.latency``: the first ``latency`` samples are dropped
-    and as many zeros are fed at the end, so the output lines up with the input.
+    and ``fx.end_stream()`` gives the last ones, so the output lines up with the input.
     Returns (sample_rate, channels).
     """
     with open_audio(src) as f:
@@ -59,8 +59,7 @@ def stream_file(src: Path, fx: DynCPEnhancer, sink: Callable[[np.ndarray], None]
                 progress(chunk.shape[1])
         if to_skip is None:
             raise ValueError(f"{src} holds no audio samples")
-        tail = fx.process(np.zeros((channels, fx.latency), np.float32), sr, buffer_size=CHUNK, reset=False)
-        fx.flush_properties()
+        tail = fx.end_stream()
         if sink:
             sink(tail[:, to_skip:])
     return sr, channels

@@ -158,6 +158,11 @@ class DelayLine:
         self._buf = buf[:, n_out:]
         return buf[:, :n_out]
 
+    def flush(self, x: np.ndarray) -> np.ndarray:
+        """Push x and return everything held: the end of a stream."""
+        buf, self._buf = np.concatenate([self._buf, x], axis=1), self._buf[:, :0]
+        return buf
+
 
 class StreamingEngine:
     """Hop-by-hop enhancer for 16 kHz mono float32 audio, with state carried across calls.

@@ -38,17 +38,23 @@ def se_loss(
     return complex_weight * complex_term + (1 - complex_weight) * magnitude_term
 
 
-def sparsity_loss(masks: torch.Tensor, target_usage: float) -> torch.Tensor:
-    """L_DCP = mean over blocks of (u_b - Φ)², u_b = block b's usage over batch and frames.
+def sparsity_loss(masks: torch.Tensor, target_usage: float, scope: str = "block") -> torch.Tensor:
+    """L_DCP: usage pulled to Φ, over batch and frames so that frames stay free to differ
+    (that is what makes the pruning dynamic).
 
-    Why this form: the budget Φ is both a compute cap and what the quality is bought with.
-    A one-sided hinge max(0, u_b - Φ)² was tried first: at Φ = 0.25 usage drifted down to
-    0.195 by epoch 29, because the straight-through gradient of the SE loss alone barely
-    defends channels, so quality was given away for nothing. The two-sided square holds
-    every block at its budget. Usage is taken per block so that no block can spend the
-    budget of the others, and over batch and frames so that frames stay free to differ
-    (that is what makes the pruning dynamic). ``masks``: (B, blocks, hidden, T), binary in
-    the forward pass with straight-through gradients.
+    ``scope="block"``: mean over blocks of (u_b - Φ)², so no block can spend the budget of
+    the others. ``scope="network"``: (mean_b u_b - Φ)², the same compute (every block costs
+    the same MACs) but the network chooses which blocks get it.
+
+    Why a square: a one-sided hinge max(0, u_b - Φ)² was tried first, and at Φ = 0.25 usage
+    drifted down to 0.195 by epoch 29, because the straight-through gradient of the SE loss
+    alone barely defends channels, so quality was given away for nothing. The two-sided
+    square holds usage at its budget. ``masks``: (B, blocks, hidden, T), binary in the
+    forward pass with straight-through gradients.
     """
     usage = masks.mean(dim=(0, 2, 3))  # (blocks,)
+    if scope == "network":
+        return (usage.mean() - target_usage).pow(2)
+    if scope != "block":
+        raise ValueError(f"usage scope must be 'block' or 'network', got {scope!r}")
     return (usage - target_usage).pow(2).mean()
