@@ -142,6 +142,16 @@ def test_sparsity_loss_pulls_each_block_to_the_budget():
     assert sparsity_loss(masks, 0.25).item() == 0.0
 
 
+def test_network_scope_lets_blocks_share_the_budget():
+    masks = torch.zeros(1, 2, 4, 10)
+    masks[:, 0, :2] = 1.0  # block 0 at 1/2, block 1 empty: the network at 1/4
+    assert sparsity_loss(masks, 0.25, "network").item() == 0.0
+    assert sparsity_loss(masks, 0.25, "block").item() == pytest.approx((0.25**2 + 0.25**2) / 2)
+    assert sparsity_loss(masks, 0.5, "network").item() == pytest.approx(0.25**2)
+    with pytest.raises(ValueError, match="usage scope"):
+        sparsity_loss(masks, 0.25, "layer")
+
+
 def test_dense_macs_match_a_count_by_hand():
     config = make_net().config
     by_hand = 257 * 128 + 9 * (128 * 256 + 256 * 3 + 256 * 128) + 128 * 257
