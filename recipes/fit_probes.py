@@ -156,45 +156,51 @@ def valid_sequences(hp, net, probes: LinearProbes, rows, names) -> list[tuple]:
     return sequences
 
 
-def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: dict) -> dict[str, np.ndarray]:
+def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: dict, lags: dict) -> dict[str, np.ndarray]:
     """Every sequence's columns as ``evaluate`` scores them (F0 on every frame), concatenated."""
     from freelunch.evaluate import scored_columns
 
-    trial = LinearProbes(probes.probes, probes.category_names, smoothing, decision)
+    trial = LinearProbes(probes.probes, probes.category_names, smoothing, decision, lags)
     columns = [scored_columns(trial, raw, level_db) for raw, level_db, _ in sequences]
     return {t: np.concatenate([c[t] for c in columns]) for t in TASKS if t in columns[0]}
 
 
-def tune_smoothing(hp, probes: LinearProbes, sequences) -> dict[str, float]:
-    """Per task, the causal smoothing coefficient that scores best on the whole valid clips."""
+def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float], dict[str, int]]:
+    """Per task, the causal smoothing coefficient and the lag that score best on the whole valid
+    clips; the smaller of each wins a tie."""
     truth = {t: np.concatenate([s[2][t] for s in sequences]) for t in TASKS}
-    chosen = {}
+    smoothing, lags = {}, {}
     for task in TASKS:
+        needed = (task, "vad") if task == "voiced" else (task,)  # voicing is reported in speech only
+        task_only = [({k: raw[k] for k in needed}, level_db, targets) for raw, level_db, targets in sequences]
+        rows = task_rows(task, truth[task])
         best = None
-        for alpha in hp["smoothing_grid"]:
-            pred = decide(probes, sequences, VadDecision(), {task: alpha})[task]
-            rows = task_rows(task, truth[task])
+        for alpha, lag in itertools.product(hp["smoothing_grid"], hp["lag_grid"]):
+            pred = decide(probes, task_only, VadDecision(), {task: alpha}, {task: lag})[task]
             result = score_task(task, truth[task][rows], pred[rows])
             value = result.get("accuracy", result.get("r2"))
             if best is None or value > best[0] + 1e-4:
-                best = (value, alpha)
-        chosen[task] = best[1]
-    return chosen
+                best = (value, alpha, lag)
+        smoothing[task], lags[task] = best[1], best[2]
+    return smoothing, lags
 
 
 def tune_vad_decision(hp, probes: LinearProbes, sequences) -> tuple[VadDecision, list[dict]]:
     """The VAD threshold and run clean-up with the best frame accuracy on the whole valid clips,
-    the clips without speech included; the smallest look-ahead wins a tie."""
+    the clips without speech included. A tie goes to the smallest look-ahead, then to the
+    longest start-up hold: it costs only a stream's first frames, and guards them against the
+    network's start-up transient, which the valid clips rarely show."""
     truth = np.concatenate([s[2]["vad"] for s in sequences])
     vad_only = [({"vad": raw["vad"]}, level_db, targets) for raw, level_db, targets in sequences]
     trials = []
     grid = itertools.product(hp["vad_threshold_grid"], hp["vad_bridge_frames_grid"],
                              hp["vad_min_speech_frames_grid"], hp["vad_startup_frames_grid"])
     for decision in itertools.starmap(VadDecision, grid):
-        speech = decide(probes, vad_only, decision, {"vad": probes.smoothing.get("vad", 0.0)})["vad"]
+        speech = decide(probes, vad_only, decision, {"vad": probes.smoothing.get("vad", 0.0)},
+                        {"vad": probes.lags.get("vad", 0)})["vad"]
         trials.append({**decision.as_dict(), "valid_accuracy": float(np.mean(speech == truth))})
     best = max(trials, key=lambda t: (round(t["valid_accuracy"], 4), -t["bridge_frames"] - t["min_speech_frames"],
-                                      -t["startup_frames"]))
+                                      t["startup_frames"]))
     return VadDecision(**{k: v for k, v in best.items() if k != "valid_accuracy"}), trials
 
 
@@ -236,13 +242,13 @@ def main(hp) -> dict:
     names = category_names(rows)
     if hp["refit"]:
         linear, report = fit_all(hp, net, rows, names)
-    else:  # keep the fitted probes, choose their smoothing and VAD decision again
+    else:  # keep the fitted probes, choose their smoothing, lags and VAD decision again
         linear, report = LinearProbes.load(folder), json.loads(Path(hp["report"]).read_text())
     sequences = valid_sequences(hp, net, linear, rows, names)
-    linear.smoothing = tune_smoothing(hp, linear, sequences)
+    linear.smoothing, linear.lags = tune_smoothing(hp, linear, sequences)
     linear.decision, report["vad_decision_trials"] = tune_vad_decision(hp, linear, sequences)
-    report["smoothing"], report["vad_decision"] = linear.smoothing, linear.decision.as_dict()
-    print("smoothing", linear.smoothing, "VAD decision", report["vad_decision"], flush=True)
+    report["smoothing"], report["lag_frames"], report["vad_decision"] = linear.smoothing, linear.lags, linear.decision.as_dict()
+    print("smoothing", linear.smoothing, "lags", linear.lags, "VAD decision", report["vad_decision"], flush=True)
     staging = Path(folder) / ".probes-staging"
     staging.mkdir(exist_ok=True)
     linear.save(staging)

@@ -68,9 +68,11 @@ def random_preset(tmp_path_factory):
         index = np.sort(rng.choice(9 * 256, 64, replace=False))
         probes[task] = Probe(index, rng.standard_normal((64, k)).astype(np.float32), np.zeros(k, np.float32))
     staging = tmp_path_factory.mktemp("staging")
-    # a VAD decision that looks ahead (4 + 6 - 2 frames), so the mechanics tests cover the held frames
+    # a VAD decision that looks ahead (4 + 6 - 2 frames), and lags (2 more), so the mechanics
+    # tests cover the held frames
     decision = VadDecision(0.5, bridge_frames=4, min_speech_frames=6, startup_frames=3)
-    LinearProbes(probes, names, {"vad": 0.5, "noise_category": 0.9, "snr_db": 0.8}, decision).save(staging)
+    lags = {"vad": 2, "snr_db": 1}
+    LinearProbes(probes, names, {"vad": 0.5, "noise_category": 0.9, "snr_db": 0.8}, decision, lags).save(staging)
     extra = {n: staging / n for n in (LinearProbes.FILE, LinearProbes.META)}
     presets.save(folder, net, {"name": "random", "target_usage": 0.25}, extra)
     return folder

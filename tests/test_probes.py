@@ -211,6 +211,21 @@ def test_vad_clean_up_fills_short_gaps_then_drops_short_runs():
     assert clean_runs(speech, 1, 1).tolist() == speech.tolist()
 
 
+def test_a_lag_takes_the_score_of_a_later_frame():
+    """Frame t answers with frame t + lag's score; the last frames take the last score."""
+    scores = np.array([-3, -3, 3, 3, 3, -3, -3, -3, 3, 3], float)
+    masks = np.zeros((len(scores), 1, 2), bool)
+    masks[:, 0, 0] = scores > 0
+    probe = {"vad": Probe(np.array([0]), np.full((1, 1), 6.0, np.float32), np.full(1, -3.0, np.float32))}
+    plain = LinearProbes(probe, []).predict(masks)["vad"]
+    lagged = LinearProbes(probe, [], lags={"vad": 2}).predict(masks)["vad"]
+    assert plain.astype(int).tolist() == [0, 0, 1, 1, 1, 0, 0, 0, 1, 1]
+    assert lagged.astype(int).tolist() == [1, 1, 1, 0, 0, 0, 1, 1, 1, 1]
+    assert LinearProbes(probe, [], lags={"vad": 2}).stream().lookahead == 2
+    with pytest.raises(ValueError, match="lags"):
+        LinearProbes(probe, [], lags={"vad": -1})
+
+
 @given(
     scores=st.lists(st.floats(-4, 4), min_size=1, max_size=160),
     cuts=st.lists(st.integers(0, 160), max_size=6),
@@ -218,15 +233,16 @@ def test_vad_clean_up_fills_short_gaps_then_drops_short_runs():
     min_speech=st.integers(1, 24),
     startup=st.integers(0, 30),
     alpha=st.sampled_from([0.0, 0.8]),
+    lags=st.dictionaries(st.sampled_from(["vad", "voiced", "f0_hz"]), st.integers(0, 6)),
 )
-def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha):
+def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha, lags):
     """Pushed in pieces, frames come out late by the look-ahead, and equal the whole signal's."""
     mask = np.array(scores) > 0  # one feature whose weight is the frame's score
     masks = np.zeros((len(scores), 1, 2), bool)
     masks[:, 0, 0] = mask
     probe = {t: Probe(np.array([0]), np.full((1, 1), 3.0, np.float32), np.full(1, -1.5, np.float32))
              for t in ("vad", "voiced", "f0_hz")}
-    probes = LinearProbes(probe, [], {"vad": alpha}, VadDecision(0.5, bridge, min_speech, startup))
+    probes = LinearProbes(probe, [], {"vad": alpha}, VadDecision(0.5, bridge, min_speech, startup), lags)
     whole = probes.predict(masks)
     stream = probes.stream()
     pieces, seen = [], 0
@@ -236,7 +252,7 @@ def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech
             seen += b - a
             out = stream.push([masks[a:b]], times=np.arange(a, b))
             pieces.append(out)
-            assert sum(len(p.get("times", [])) for p in pieces) == max(0, seen - probes.decision.lookahead)
+            assert sum(len(p.get("times", [])) for p in pieces) == max(0, seen - stream.lookahead)
     pieces.append(stream.flush())
     for key in ("vad", "voiced", "f0_hz"):
         joined = np.concatenate([p[key] for p in pieces if key in p])

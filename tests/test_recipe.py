@@ -178,5 +178,6 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     again = fit_probes.main(hp)
     assert (folder / LinearProbes.FILE).read_bytes() == before
     assert again["vad_decision"] == LinearProbes.load(folder).decision.as_dict()
+    assert again["lag_frames"] == LinearProbes.load(folder).lags and set(again["lag_frames"]) == set(again["smoothing"])
     assert len(again["vad_decision_trials"]) == 4 * 4 * 3 * 5
     presets.verify(folder)

@@ -51,7 +51,8 @@ class DynCPEnhancer:
     ``min_silence_ms`` filled and runs shorter than ``min_speech_ms`` dropped (None: the
     preset's values, chosen on valid data; 0: off). The preset may also hold the first frames
     of a stream as no speech while the network settles (``decision.startup_frames``). The
-    clean-up looks ahead, so while streaming the track trails the audio by
+    clean-up looks ahead, and each property is aligned with the frames it describes (the
+    probes answer a few frames late), so while streaming the track trails the audio by
     ``properties_lookahead`` frames; ``end_stream()`` returns the audio still held back and
     decides the rest of the track (a ``reset=True`` call does both itself).
 
@@ -123,7 +124,7 @@ class DynCPEnhancer:
     @property
     def properties_lookahead(self) -> int:
         """Frames (16 ms) by which the property track trails the audio while streaming."""
-        return self.decision.lookahead
+        return self.decision.lookahead + (self._probes.max_lag if self._probes else 0)
 
     @property
     def latency(self) -> int:

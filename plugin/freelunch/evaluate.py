@@ -34,9 +34,8 @@ def scored_columns(probes: LinearProbes, raw: dict[str, np.ndarray], level_db: n
     """A whole signal's columns from its raw scores, as the effect decides them, except that
     F0 is kept on every frame: it is scored wherever the reference is voiced, whatever the VAD said."""
     columns = probes.stream(decision, smooth).whole(raw, level_db)
-    if "f0_hz" in raw:
-        f0 = {"f0_hz": raw["f0_hz"]}
-        columns["f0_hz"] = (probes.smooth(f0, {}) if smooth else f0)["f0_hz"][:, 0]
+    if "f0_hz" in raw:  # a stream of F0 alone: no VAD to gate it
+        columns["f0_hz"] = probes.stream(decision, smooth).whole({"f0_hz": raw["f0_hz"]}, level_db)["f0_hz"]
     return columns
 
 

@@ -1,12 +1,15 @@
 """From the probes' scores to the track's columns, one stream at a time.
 
-Scores are smoothed causally, then decided. The VAD gets two more steps. The first
+Scores are smoothed causally, then aligned: each task's answer trails the signal by a few
+frames (the network is causal, and the smoothing averages past frames), so frame t takes
+the score of frame t + lag. Then they are decided. The VAD gets two more steps. The first
 ``startup_frames`` of a stream are never speech: the network starts from zero history, and
 its gates open as if for speech for about 14 frames before they settle. Then the VAD's
 speech segments are cleaned up the usual way: gaps between speech shorter than
 ``bridge_frames`` are filled, then speech runs shorter than ``min_speech_frames`` are dropped. A frame's answer
-then depends on the frames after it, so the stream holds each frame back ``lookahead`` frames
-(the audio is not delayed; only its properties are). Voicing and F0 follow the final VAD.
+then depends on the frames after it, so the stream holds each frame back ``lookahead`` frames:
+the largest lag plus the clean-up's look-ahead (the audio is not delayed; only its
+properties are). Voicing and F0 follow the final VAD.
 """
 from __future__ import annotations
 
@@ -85,23 +88,41 @@ def clean_runs(speech: np.ndarray, bridge_frames: int, min_speech_frames: int) -
     return out
 
 
+def joined(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per key, the frames of ``a`` then those of ``b``."""
+    return {k: np.concatenate([a[k], v]) if k in a else v for k, v in b.items()}
+
+
 class ProbeStream:
-    """One stream's probe state: score smoothing and the frames held for the VAD's look-ahead.
+    """One stream's probe state: score smoothing, the frames waiting for their lagged scores,
+    and the frames held for the VAD's look-ahead.
 
     ``push`` takes the masks of new frames (one array per channel; their scores are averaged)
     and returns the frames now decided, with any ``extra`` columns (``times``, ``usage``)
-    passed through alongside. ``flush`` decides the frames still held, at the end of a stream.
-    Pushing a signal in pieces gives exactly the columns of pushing it whole.
+    passed through alongside. ``flush`` decides the frames still held, at the end of a stream
+    (there the last frames take the last score for the ones after it). Pushing a signal in
+    pieces gives exactly the columns of pushing it whole. ``smooth=False`` gives each
+    probe's frame by frame answer: no smoothing and no lags.
     """
 
     def __init__(self, probes: "LinearProbes", decision: VadDecision, smooth: bool = True):
         self.probes, self.decision, self.smooth = probes, decision, smooth
+        self.lags = probes.lags if smooth else {}
         self._smoothing: dict = {}
+        # Frames pushed but not yet aligned: smoothed scores, input level, extra columns.
+        self._scores: dict[str, np.ndarray] = {}
+        self._level = np.zeros(0, np.float32)
+        self._extra: dict[str, np.ndarray] = {}
         self._held: dict[str, np.ndarray] = {}
         # Raw VAD of frames already emitted, as context: far enough back that the clean-up of
         # the held frames reads the same as on the whole signal.
         self._context = np.zeros(0, bool)
-        self._frames = 0  # frames pushed so far, for the start-up hold
+        self._frames = 0  # frames aligned so far, for the start-up hold
+
+    @property
+    def lookahead(self) -> int:
+        """Frames a pushed frame waits before it is decided."""
+        return max(self.lags.values(), default=0) + self.decision.lookahead
 
     def push(self, masks: list[np.ndarray], level_db: np.ndarray | None = None, **extra: np.ndarray) -> dict[str, np.ndarray]:
         per_channel = [self.probes.scores(m) for m in masks]
@@ -115,30 +136,42 @@ class ProbeStream:
         """As ``push``, from the probes' raw scores."""
         if self.smooth:
             scores = self.probes.smooth(scores, self._smoothing)
-        new = {**self._columns(scores, level_db), **extra}
-        if "vad" in new:
-            new["vad"][: max(0, self.decision.startup_frames - self._frames)] = False
-        self._frames += len(next(iter(scores.values())))
-        self._held = {k: np.concatenate([self._held[k], v]) if k in self._held else v for k, v in new.items()}
-        return self._emit(final=False)
+        n = len(next(iter(scores.values())))
+        level = np.full(n, np.inf, np.float32) if level_db is None else np.asarray(level_db[:n], np.float32)
+        self._scores, self._extra = joined(self._scores, scores), joined(self._extra, extra)
+        self._level = np.concatenate([self._level, level])
+        return self._advance(final=False)
 
     def flush(self) -> dict[str, np.ndarray]:
-        return self._emit(final=True)
+        return self._advance(final=True)
 
     def whole(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The columns of a whole signal's raw scores: pushed, then flushed."""
-        out, rest = self.push_scores(scores, level_db), self.flush()
-        return {k: np.concatenate([out[k], v]) if k in out else v for k, v in rest.items()}
+        return joined(self.push_scores(scores, level_db), self.flush())
 
-    def _columns(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None) -> dict[str, np.ndarray]:
+    def _advance(self, final: bool) -> dict[str, np.ndarray]:
+        """Align the frames whose lagged scores have arrived, then decide what the look-ahead allows."""
+        total = len(self._level)
+        ready = total if final else max(0, total - max(self.lags.values(), default=0))
+        if self._scores and ready:
+            frames = np.arange(ready)
+            aligned = {k: v[np.minimum(frames + self.lags.get(k, 0), total - 1)] for k, v in self._scores.items()}
+            new = {**self._columns(aligned, self._level[:ready]), **{k: v[:ready] for k, v in self._extra.items()}}
+            if "vad" in new:
+                new["vad"][: max(0, self.decision.startup_frames - self._frames)] = False
+            self._frames += ready
+            self._scores = {k: v[ready:] for k, v in self._scores.items()}
+            self._extra = {k: v[ready:] for k, v in self._extra.items()}
+            self._level = self._level[ready:]
+            self._held = joined(self._held, new)
+        return self._emit(final)
+
+    def _columns(self, scores: dict[str, np.ndarray], level_db: np.ndarray) -> dict[str, np.ndarray]:
         """Frame columns before the VAD clean-up; ``level_db`` vetoes speech below SILENCE_DB."""
-        n = len(next(iter(scores.values())))
         out = {}
         if "vad" in scores:
             out["vad_prob"] = sigmoid(scores["vad"][:, 0])
-            out["vad"] = out["vad_prob"] >= self.decision.threshold
-            if level_db is not None:
-                out["vad"] &= np.asarray(level_db[:n]) >= SILENCE_DB
+            out["vad"] = (out["vad_prob"] >= self.decision.threshold) & (level_db >= SILENCE_DB)
         if "voiced" in scores:
             out["voiced_prob"] = sigmoid(scores["voiced"][:, 0])
             out["voiced"] = out["voiced_prob"] >= 0.5

@@ -59,19 +59,28 @@ class LinearProbes:
     """The six probes of a preset (``probes.safetensors`` + ``probes.json``).
 
     ``smoothing`` maps a task to the coefficient of a causal exponential average of its
-    scores over frames (0 or absent: none); ``decision`` turns VAD scores into speech. Both
-    are chosen on the valid split by fit_probes.
+    scores over frames (0 or absent: none). ``lags`` maps a task to the frames by which its
+    smoothed scores trail the signal: a causal network, and an average over past frames,
+    answer late, so frame t takes the score of frame t + lag. ``decision`` turns VAD scores
+    into speech. All are chosen on the valid split by fit_probes.
     """
 
     FILE = "probes.safetensors"
     META = "probes.json"
 
     def __init__(self, probes: dict[str, Probe], category_names: list[str], smoothing: dict[str, float] | None = None,
-                 decision: VadDecision | None = None):
+                 decision: VadDecision | None = None, lags: dict[str, int] | None = None):
         self.probes = probes
         self.category_names = category_names
         self.smoothing = dict(smoothing or {})
         self.decision = decision or VadDecision()
+        self.lags = {task: int(lag) for task, lag in (lags or {}).items()}
+        if any(lag < 0 for lag in self.lags.values()):
+            raise ValueError(f"probe lags must be whole numbers of frames >= 0, got {self.lags}")
+
+    @property
+    def max_lag(self) -> int:
+        return max(self.lags.values(), default=0)
 
     def smooth(self, scores: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Apply the causal smoothing; ``state`` (a dict kept by the caller per stream) carries over."""
@@ -106,7 +115,7 @@ class LinearProbes:
             tensors[f"{name}.bias"] = p.bias.astype(np.float32)
         save_file(tensors, str(Path(folder) / self.FILE))
         meta = {"tasks": list(self.probes), "category_names": self.category_names, "smoothing": self.smoothing,
-                "vad_decision": self.decision.as_dict()}
+                "lag_frames": self.lags, "vad_decision": self.decision.as_dict()}
         (Path(folder) / self.META).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -122,4 +131,5 @@ class LinearProbes:
             )
             for name in meta["tasks"]
         }
-        return cls(probes, meta["category_names"], meta.get("smoothing"), VadDecision(**meta.get("vad_decision", {})))
+        return cls(probes, meta["category_names"], meta.get("smoothing"), VadDecision(**meta.get("vad_decision", {})),
+                   meta.get("lag_frames"))
