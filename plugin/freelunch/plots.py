@@ -49,6 +49,7 @@ def example_figure(net, probes, mixture, targets, enhanced, out: Path) -> None:
     ax.plot(t, targets["f0_hz"], "k.", ms=2, label="F0 target (harvest, clean)")
     ax.plot(t, columns["f0_hz"], "r.", ms=2, label="F0 probe")
     ax.plot(t, columns["vad_prob"] * 400, color="tab:blue", lw=0.8, label="VAD probe × 400")
+    ax.fill_between(t, 440, 480, where=columns["vad"], color="tab:blue", step="post", label="VAD decision")
     ax.set_ylabel("Hz")
     ax.legend(loc="upper right", fontsize=7)
     ax = axes[5]
