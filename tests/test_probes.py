@@ -1,4 +1,5 @@
 """Probe targets and the weighted-sum probes."""
+import itertools
 import sys
 from pathlib import Path
 
@@ -209,6 +210,19 @@ def test_vad_clean_up_fills_short_gaps_then_drops_short_runs():
     assert out.astype(int).tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0]
     assert not clean_runs(np.array([1, 0, 1], bool), 1, 4).any()
     assert clean_runs(speech, 1, 1).tolist() == speech.tolist()
+
+
+@given(flags=st.lists(st.booleans(), max_size=60), bridge=st.integers(1, 8), min_speech=st.integers(1, 8))
+def test_vad_clean_up_matches_a_plain_reading(flags, bridge, min_speech):
+    """The compiled clean-up against the rule read literally, run by run."""
+    def by_runs(values):
+        return [(v, len(list(g))) for v, g in itertools.groupby(values)]
+
+    runs = by_runs(flags)
+    filled = [(v or (0 < i < len(runs) - 1 and n < bridge), n) for i, (v, n) in enumerate(runs)]
+    merged = by_runs([v for v, n in filled for _ in range(n)])
+    expected = [v and n >= min_speech for v, n in merged for _ in range(n)]
+    assert clean_runs(np.array(flags, bool), bridge, min_speech).tolist() == expected
 
 
 def test_a_lag_takes_the_score_of_a_later_frame():

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 
 if TYPE_CHECKING:
@@ -63,12 +64,6 @@ class VadDecision:
         return asdict(self)
 
 
-def runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (exclusive) of each run of True."""
-    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-
-
 def clean_runs(speech: np.ndarray, bridge_frames: int, min_speech_frames: int) -> np.ndarray:
     """Fill gaps shorter than ``bridge_frames`` between two speech runs, then drop speech runs
     shorter than ``min_speech_frames``. A gap that touches either end is never filled.
@@ -76,15 +71,27 @@ def clean_runs(speech: np.ndarray, bridge_frames: int, min_speech_frames: int) -
     >>> clean_runs(np.array([1, 0, 1, 0, 0, 0, 1, 0], bool), 2, 3).astype(int).tolist()
     [1, 1, 1, 0, 0, 0, 0, 0]
     """
+    return _clean_runs(np.ascontiguousarray(speech, np.bool_), bridge_frames, min_speech_frames)
+
+
+@numba.njit(cache=True, nogil=True)
+def _clean_runs(speech, bridge_frames, min_speech_frames):  # pragma: no cover - compiled
+    # Compiled: a stream runs this on every push, and numpy's per-call cost dominated it.
     out = speech.copy()
-    starts, ends = runs(~out)
-    for s, e in zip(starts, ends):
-        if s > 0 and e < len(out) and e - s < bridge_frames:
-            out[s:e] = True
-    starts, ends = runs(out)
-    for s, e in zip(starts, ends):
-        if e - s < min_speech_frames:
-            out[s:e] = False
+    n = len(out)
+    for fill, value, shortest in ((True, False, bridge_frames), (False, True, min_speech_frames)):
+        i = 0
+        while i < n:
+            if out[i] != value:
+                i += 1
+                continue
+            j = i
+            while j < n and out[j] == value:
+                j += 1
+            inner = i > 0 and j < n  # filling: only gaps between two speech runs
+            if j - i < shortest and (inner or not fill):
+                out[i:j] = not value
+            i = j
     return out
 
 
