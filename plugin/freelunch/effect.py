@@ -19,6 +19,10 @@ from .probes.linear import LinearProbes
 from .track import PropertyTrack
 
 ENGINE_RATE = S.SAMPLE_RATE
+# Frames gathered before the probes run on them: the probes' per-call cost in Python would
+# otherwise dominate small buffers (512 samples are 2 frames). The track may trail by this
+# many frames more, minus one.
+PROPERTY_BATCH_FRAMES = 8
 
 
 @functools.lru_cache(maxsize=32)
@@ -123,8 +127,8 @@ class DynCPEnhancer:
 
     @property
     def properties_lookahead(self) -> int:
-        """Frames (16 ms) by which the property track trails the audio while streaming."""
-        return self.decision.lookahead + (self._probes.max_lag if self._probes else 0)
+        """The most frames (16 ms) by which the property track trails the audio while streaming."""
+        return self.decision.lookahead + (self._probes.max_lag if self._probes else 0) + PROPERTY_BATCH_FRAMES - 1
 
     @property
     def latency(self) -> int:
@@ -189,6 +193,7 @@ class DynCPEnhancer:
         return out16
 
     def _end_track(self, st: dict) -> None:
+        self._record(st)
         if st["probes"] is not None:
             self._append(st["probes"].flush())
         self._state = None
@@ -205,6 +210,7 @@ class DynCPEnhancer:
             # more samples than channels wait here until they are unambiguous.
             pending=np.zeros((channels, 0), np.float32),
             probes=self._probes.stream(self.decision) if self._probes else None,
+            frames=[],  # (index, masks per channel, level) of frames the probes have not seen
             delay=DelayLine(self._delay_for(sample_rate) + (channels if resample else 0), channels),
             seen=0,  # input samples so far
             layout="channels_first",  # of the last call, for end_stream's tail
@@ -232,12 +238,21 @@ class DynCPEnhancer:
         limit = st["limit_frames"]
         keep = len(index) if limit is None else int(np.clip(limit - index[:1].sum(), 0, len(index)))
         if keep:
-            self._record(index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep])
+            st["frames"].append((index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep]))
+            if sum(len(f[0]) for f in st["frames"]) >= PROPERTY_BATCH_FRAMES:
+                self._record(st)
         return np.stack(outs)
 
-    def _record(self, index: np.ndarray, masks: list[np.ndarray], level_db: np.ndarray) -> None:
+    def _record(self, st: dict) -> None:
+        """Run the probes on the gathered frames and extend the track with what they decide."""
+        if not st["frames"]:
+            return
+        index, masks, level_db = zip(*st["frames"])
+        st["frames"] = []
+        index, level_db = np.concatenate(index), np.concatenate(level_db)
+        masks = [np.concatenate(m) for m in zip(*masks)]  # per channel
         columns = dict(times=index * S.HOP / ENGINE_RATE, usage=np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0))
-        stream = self._state["probes"]
+        stream = st["probes"]
         self._append(columns if stream is None else stream.push(masks, level_db, **columns))
 
     def _append(self, columns: dict[str, np.ndarray]) -> None:
