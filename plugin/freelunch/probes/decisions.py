@@ -96,8 +96,8 @@ def _clean_runs(speech, bridge_frames, min_speech_frames):  # pragma: no cover -
 
 
 def joined(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per key, the frames of ``a`` then those of ``b``."""
-    return {k: np.concatenate([a[k], v]) if k in a else v for k, v in b.items()}
+    """Per key, the frames of ``a`` then those of ``b`` (a key in one alone is kept)."""
+    return {k: np.concatenate([a[k], b[k]]) if k in a and k in b else a[k] if k in a else b[k] for k in {**a, **b}}
 
 
 class ProbeStream:
