@@ -128,7 +128,8 @@ class DynCPEnhancer:
     @property
     def properties_lookahead(self) -> int:
         """The most frames (16 ms) by which the property track trails the audio while streaming."""
-        return self.decision.lookahead + (self._probes.max_lag if self._probes else 0) + PROPERTY_BATCH_FRAMES - 1
+        held = self._probes.stream(self.decision).lookahead if self._probes else self.decision.lookahead
+        return held + PROPERTY_BATCH_FRAMES - 1
 
     @property
     def latency(self) -> int:

@@ -79,7 +79,7 @@ def _clean_runs(speech, bridge_frames, min_speech_frames):  # pragma: no cover -
     # Compiled: a stream runs this on every push, and numpy's per-call cost dominated it.
     out = speech.copy()
     n = len(out)
-    for fill, value, shortest in ((True, False, bridge_frames), (False, True, min_speech_frames)):
+    for value, shortest in ((False, bridge_frames), (True, min_speech_frames)):  # gaps, then speech runs
         i = 0
         while i < n:
             if out[i] != value:
@@ -88,8 +88,7 @@ def _clean_runs(speech, bridge_frames, min_speech_frames):  # pragma: no cover -
             j = i
             while j < n and out[j] == value:
                 j += 1
-            inner = i > 0 and j < n  # filling: only gaps between two speech runs
-            if j - i < shortest and (inner or not fill):
+            if j - i < shortest and (value or (i > 0 and j < n)):  # a gap must lie between two runs
                 out[i:j] = not value
             i = j
     return out
@@ -115,6 +114,7 @@ class ProbeStream:
     def __init__(self, probes: "LinearProbes", decision: VadDecision, smooth: bool = True):
         self.probes, self.decision, self.smooth = probes, decision, smooth
         self.lags = probes.lags if smooth else {}
+        self._max_lag = probes.max_lag if smooth else 0
         self._smoothing: dict = {}
         # Frames pushed but not yet aligned: smoothed scores, input level, extra columns.
         self._scores: dict[str, np.ndarray] = {}
@@ -129,7 +129,7 @@ class ProbeStream:
     @property
     def lookahead(self) -> int:
         """Frames a pushed frame waits before it is decided."""
-        return max(self.lags.values(), default=0) + self.decision.lookahead
+        return self._max_lag + self.decision.lookahead
 
     def push(self, masks: list[np.ndarray], level_db: np.ndarray | None = None, **extra: np.ndarray) -> dict[str, np.ndarray]:
         per_channel = [self.probes.scores(m) for m in masks]
@@ -159,7 +159,7 @@ class ProbeStream:
     def _advance(self, final: bool) -> dict[str, np.ndarray]:
         """Align the frames whose lagged scores have arrived, then decide what the look-ahead allows."""
         total = len(self._level)
-        ready = total if final else max(0, total - max(self.lags.values(), default=0))
+        ready = total if final else max(0, total - self._max_lag)
         if self._scores and ready:
             frames = np.arange(ready)
             aligned = {k: v[np.minimum(frames + self.lags.get(k, 0), total - 1)] for k, v in self._scores.items()}
