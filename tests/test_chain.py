@@ -1,6 +1,7 @@
 """Chain: native plugins grouped into Pedalboards, Python effects between, streaming, properties."""
 import numpy as np
 import pedalboard
+import pytest
 
 from freelunch import Chain, DynCPEnhancer
 
@@ -32,7 +33,25 @@ def test_chain_streams(random_preset, speechlike):
 
 
 def test_chain_rejects_non_effects():
-    import pytest
-
     with pytest.raises(TypeError, match="neither"):
         Chain([pedalboard.Gain(1.0), "reverb"])
+
+
+def test_chain_end_stream_completes_the_one_shot_output(random_preset, speechlike):
+    """A stream ended by end_stream() is the one-shot output delayed by the chain's latency:
+    the enhancer's held-back samples also pass the native stages after it."""
+    def chain():
+        return Chain([pedalboard.HighpassFilter(80), DynCPEnhancer.from_preset(random_preset), pedalboard.Gain(-6)])
+
+    stereo = np.stack([speechlike, speechlike * 0.5]).T  # channels-last
+    one_shot = chain()
+    expected = one_shot(stereo, 16000)
+    streaming = chain()
+    pieces = [streaming(stereo[i : i + 3000], 16000, reset=False) for i in range(0, len(stereo), 3000)]
+    tail = streaming.end_stream()
+    assert tail.shape == (streaming.latency, 2)
+    whole = np.concatenate(pieces + [tail])
+    np.testing.assert_allclose(whole[streaming.latency :], expected, atol=1e-4)
+    np.testing.assert_array_equal(streaming.properties[1].times, one_shot.properties[1].times)
+    with pytest.raises(ValueError, match="no stream to end"):
+        streaming.end_stream()
