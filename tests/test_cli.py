@@ -60,6 +60,32 @@ def test_labels_only(take, tmp_path, random_preset):
     assert (take.parent / "take.srt").exists() and (take.parent / "take.jams").exists()
 
 
+def test_labels_for_a_folder_mirror_its_layout(take, tmp_path, random_preset):
+    """A folder of takes, two threads: one label file per take and format, under the take's
+    path relative to the folder; labels that would replace a take are refused before any work."""
+    import jams
+
+    nested = take.parent / "day2"
+    nested.mkdir()
+    sf.write(nested / "second.flac", np.zeros(20000, np.float32), 16000)
+    out = tmp_path / "labels"
+    result = run("labels", take.parent, "--format", "jams", "--format", "audacity", "-o", out,
+                 "--preset", random_preset, "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["day2/second.jams", "day2/second.labels.txt", "take.jams", "take.labels.txt"]
+    second = jams.load(str(out / "day2" / "second.jams"), validate=False)
+    assert 20000 / 16000 <= second.file_metadata.duration <= 20000 / 16000 + 0.032  # to the last 16 ms frame
+    alone = run("labels", take, "--format", "audacity", "-o", tmp_path / "alone.txt", "--preset", random_preset)
+    assert alone.exit_code == 0, alone.output
+    assert (tmp_path / "alone.txt").read_text() == (out / "take.labels.txt").read_text() != ""
+
+    before = take.read_bytes()
+    refused = run("labels", take.parent, "--format", "wav-cue", "--preset", random_preset)
+    assert refused.exit_code == 1 and "would overwrite an input" in refused.output
+    assert take.read_bytes() == before
+
+
 def test_vad_options_reach_the_labels(take, tmp_path, random_preset):
     """The same file labelled with the preset's decision and with every frame decided alone:
     the clean-up only ever removes short runs and fills short gaps, so the labels differ."""

@@ -75,7 +75,7 @@ def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite,
     """Enhance audio files or folders, keeping each file's format, rate and channels."""
     from .effect import DynCPEnhancer
     from .export import check_format, export, label_path
-    from .files import AUDIO_EXTENSIONS, enhance_file, open_audio
+    from .files import AUDIO_EXTENSIONS, enhance_file
 
     for fmt in label_formats:
         check_format(fmt)
@@ -87,51 +87,83 @@ def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite,
     jobs_list = [(src, out if single else out / rel) for src, rel in pairs]
     settings = dict(attenuation_limit_db=attenuation_limit, **vad)
     DynCPEnhancer.from_preset(preset, **settings)  # fail early on a bad preset or setting
+
+    def enhance_one(job, progress):
+        src, dst = job
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        track = enhance_file(src, dst, DynCPEnhancer.from_preset(preset, **settings), overwrite=overwrite,
+                             progress=progress)
+        for fmt in label_formats:
+            export(track, label_path(dst, fmt), fmt, audio_path=dst)
+        return [dst]
+
+    run_jobs(jobs_list, enhance_one, jobs, "enhancing")
+
+
+def run_jobs(jobs_list: list[tuple[Path, object]], work, jobs: int, label: str) -> None:
+    """Run ``work(job, progress)`` over (input file, destination) jobs on ``jobs`` threads, one
+    progress bar over all input samples; print each path written."""
+    from .files import open_audio
+
     total = 0
     for src, _ in jobs_list:
         with open_audio(src) as f:
             total += f.frames
-
-    def run(job, bar):
-        src, dst = job
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fx = DynCPEnhancer.from_preset(preset, **settings)
-        track = enhance_file(src, dst, fx, overwrite=overwrite, progress=bar.update)
-        for fmt in label_formats:
-            export(track, label_path(dst, fmt), fmt, audio_path=dst)
-        return dst
-
-    with click.progressbar(length=total, label="enhancing", file=sys.stderr) as bar:
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for dst in pool.map(lambda j: run(j, bar), jobs_list):
-                click.echo(str(dst))
+            for written in pool.map(lambda job: work(job, bar.update), jobs_list):
+                for path in written:
+                    click.echo(str(path))
 
 
 @main.command("labels")
-@click.argument("input_path")
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("--format", "formats", multiple=True, required=True, help="Label format (repeatable).")
-@click.option("-o", "--output", default=None, help="Output file or folder (default: beside the input).")
-@click.option("--preset", default="balanced", show_default=True)
+@click.option("-o", "--output", default=None,
+              help="Output file (one input, one format) or folder (default: beside each input).")
+@click.option("--preset", default="balanced", show_default=True, help="Preset name or folder.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Files processed in parallel.")
 @vad_options
 @fail_cleanly
-def labels(input_path, formats, output, preset, **vad):
-    """Write properties as labels or markers, without writing audio."""
+def labels(inputs, formats, output, preset, jobs, **vad):
+    """Write properties of audio files or folders as labels or markers, without writing audio.
+
+    Labels go beside each input, or into the output folder under the input's path relative
+    to the folder named.
+    """
     from .effect import DynCPEnhancer
     from .export import check_format, export, label_path
-    from .files import check_input, stream_file
+    from .files import stream_file
 
     for fmt in formats:
         check_format(fmt)
-    src = check_input(Path(input_path))
-    fx = DynCPEnhancer.from_preset(preset, **vad)
-    stream_file(src, fx, None)
-    for fmt in formats:
-        dst = label_path(src if output is None else Path(output) / src.name, fmt) if (
-            output is None or Path(output).is_dir() or len(formats) > 1) else Path(output)
-        if dst.resolve() == src.resolve():
-            raise ValueError(f"label output {dst} would overwrite the input")
-        export(fx.properties, dst, fmt, audio_path=src)
-        click.echo(str(dst))
+    pairs = collect_inputs(inputs)
+    out = None if output is None else Path(output)
+    single = out is not None and len(pairs) == 1 and len(formats) == 1 and not out.is_dir() and bool(out.suffix)
+
+    def destinations(src: Path, rel: Path) -> list[Path]:
+        if single:
+            return [out]
+        return [label_path(src if out is None else out / rel, fmt) for fmt in formats]
+
+    jobs_list = [(src, destinations(src, rel)) for src, rel in pairs]
+    inputs_resolved = {src.resolve() for src, _ in pairs}
+    for _, dsts in jobs_list:
+        for dst in dsts:
+            if dst.resolve() in inputs_resolved:
+                raise ValueError(f"label output {dst} would overwrite an input; name an output folder with -o")
+    DynCPEnhancer.from_preset(preset, **vad)  # fail early on a bad preset or setting
+
+    def label_one(job, progress):
+        src, dsts = job
+        fx = DynCPEnhancer.from_preset(preset, **vad)
+        stream_file(src, fx, None, progress)
+        for fmt, dst in zip(formats, dsts):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            export(fx.properties, dst, fmt, audio_path=src)
+        return dsts
+
+    run_jobs(jobs_list, label_one, jobs, "labelling")
 
 
 @main.command("presets")
