@@ -12,10 +12,12 @@ from freelunch.track import PropertyTrack
 
 @pytest.fixture
 def track():
-    """3.2 s of frames: speech 0.48-1.6 s and 2.0-2.4 s; rain, then music from 1.6 s; F0 on speech."""
+    """3.2 s of frames: speech 0.48-1.6 s and 2.0-2.4 s; rain, then music from 1.6 s; F0 on speech.
+
+    Times are frame centres, so frame k stands for k * 16 ms to (k + 1) * 16 ms."""
     t = PropertyTrack(["rain", "music"])
     frame = np.arange(200)
-    times = frame * 0.016
+    times = frame * 0.016 + 0.008
     vad = ((frame >= 30) & (frame < 100)) | ((frame >= 125) & (frame < 150))
     category = np.where(frame < 100, 0, 1)
     f0 = np.where(vad, 120 + 10 * np.sin(times), np.nan)

@@ -21,7 +21,7 @@ class PropertyTrack:
     >>> t = PropertyTrack(["rain", "music"])
     >>> t.extend(times=np.array([0.0, 0.016]), vad=np.array([True, True]))
     >>> t.segments("vad")
-    [(0.0, 0.032, 'speech')]
+    [(0.0, 0.024, 'speech')]
     """
 
     # A stream appends a few frames per buffer; each small array costs ~100 bytes of header,
@@ -81,7 +81,8 @@ class PropertyTrack:
         return [self.category_names[i] if 0 <= i < len(self.category_names) else "" for i in self.noise_category]
 
     def segments(self, name: str = "vad", min_duration: float = 0.0, hangover: float = 0.0) -> list[tuple]:
-        """Runs of a property as ``(start_s, end_s, label)``.
+        """Runs of a property as ``(start_s, end_s, label)``; a run spans its frames' hops,
+        each centred on the frame's time.
 
         ``vad``/``voiced``: the runs where it is true, labelled ``speech``/``voiced``; gaps
         shorter than ``hangover`` seconds are bridged. ``noise_category``: runs of the same
@@ -95,14 +96,15 @@ class PropertyTrack:
             label_of = {i: n for i, n in enumerate(self.category_names)}
         else:
             raise ValueError(f"segments() works on vad, voiced or noise_category, not {name!r}")
-        times = self.column("times")
+        times, half = self.column("times"), self.hop_s / 2
         out: list[list] = []
         start = 0
         for i in range(1, len(values) + 1):
             if i == len(values) or values[i] != values[start]:
                 label = label_of.get(int(values[start]))
                 if label is not None:
-                    seg = [float(times[start]), float(times[i - 1] + self.hop_s), label]
+                    # A frame stands for the hop around its centre.
+                    seg = [max(0.0, float(times[start]) - half), float(times[i - 1]) + half, label]
                     if out and out[-1][2] == label and seg[0] - out[-1][1] < hangover - 1e-9:
                         out[-1][1] = seg[1]
                     else:

@@ -14,7 +14,7 @@ EXTENSION = ".jams"
 
 def write(track, path, min_duration: float = 0.1, hangover: float = 0.1, **_):
     times = track.times
-    duration = float(times[-1] + track.hop_s) if len(times) else 0.0
+    duration = float(times[-1] + track.hop_s / 2) if len(times) else 0.0
     jam = jams.JAMS()
     jam.file_metadata.duration = duration
     speech = jams.Annotation(namespace="segment_open", duration=duration)
