@@ -88,7 +88,7 @@ def test_srt_and_vtt(track, tmp_path):
 def test_wav_cue_regions(track, tmp_path):
     from wavinfo import WavInfoReader
 
-    audio = np.zeros(int(3.2 * 44100), np.float32)
+    audio = np.zeros(int(3.1 * 44100), np.float32)  # the track's last frames reach past its end
     sf.write(tmp_path / "e.wav", audio, 44100, subtype="PCM_16")
     export(track, tmp_path / "e.wav", "wav-cue", audio_path=tmp_path / "e.wav")
     info = WavInfoReader(str(tmp_path / "e.wav"))
@@ -99,6 +99,7 @@ def test_wav_cue_regions(track, tmp_path):
     assert int(round(0.48 * 44100)) in starts
     ranges = {info.cues.range(cue_id) for cue_id, _ in cues}
     assert int(round(1.12 * 44100)) in ranges
+    assert len(audio) - int(round(1.6 * 44100)) in ranges  # music stops at the last sample
     back, rate = sf.read(tmp_path / "e.wav")
     assert rate == 44100 and len(back) == len(audio)
 

@@ -37,11 +37,14 @@ def write(track, path, audio_path=None, **options):
     fmt = dict(chunks).get(b"fmt ")
     if fmt is None:
         raise ValueError(f"{source} has no fmt chunk")
-    sample_rate = struct.unpack("<I", fmt[4:8])[0]
+    sample_rate, block_align = struct.unpack("<I", fmt[4:8])[0], struct.unpack("<H", fmt[12:14])[0]
+    samples = len(dict(chunks).get(b"data", b"")) // max(block_align, 1)
     segments = label_segments(track, **options)
     cues, adtl = [], []
     for i, (s, e, lab) in enumerate(segments, 1):
-        start, length = int(round(s * sample_rate)), int(round((e - s) * sample_rate))
+        # The last frame reaches past the audio's end: regions stop at the last sample.
+        start = min(int(round(s * sample_rate)), samples)
+        length = min(int(round(e * sample_rate)), samples) - start
         cues.append(struct.pack("<II4sIII", i, start, b"data", 0, 0, start))
         adtl.append(_chunk(b"labl", struct.pack("<I", i) + lab.encode("utf-8") + b"\0"))
         adtl.append(_chunk(b"ltxt", struct.pack("<II4sHHHH", i, length, b"rgn ", 0, 0, 0, 0)))
