@@ -84,6 +84,16 @@ def test_weighted_sums_add_only_active_channels():
     assert out[:, 0].tolist() == [0.5, 101.5]
 
 
+def test_adds_count_active_selected_channels_times_outputs():
+    probes = LinearProbes({"vad": Probe(np.array([2, 3, 5]), np.ones((3, 1), np.float32), np.zeros(1, np.float32)),
+                           "noise_category": Probe(np.array([5, 7]), np.ones((2, 4), np.float32), np.zeros(4, np.float32))},
+                          ["a", "b", "c", "d"])
+    masks = np.zeros((2, 1, 10), bool)
+    masks[1, 0, [2, 5, 6]] = True  # channel 6 is selected by no probe
+    adds = probes.adds(masks)
+    assert adds["vad"].tolist() == [0, 2] and adds["noise_category"].tolist() == [0, 4]
+
+
 def test_probe_files_round_trip(tmp_path):
     probes = {"vad": Probe(np.array([1, 4]), np.ones((2, 1), np.float32), np.full(1, -0.5, np.float32))}
     LinearProbes(probes, ["rain"]).save(tmp_path)

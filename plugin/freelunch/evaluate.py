@@ -51,6 +51,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
     noisy_scores, enhanced_scores, usage = [], [], []
     truth, peer_f0 = {t: [] for t in TASKS}, []
     pred = {variant: {t: [] for t in TASKS} for variant in ("smoothed", "raw")}
+    adds = {t: [] for t in TASKS}
     dio = PyworldF0("dio")
     for item_id, mixture in data.fixed_mixtures(rows, split, limit=limit):
         enhanced, masks = batched(mixture["noisy"])
@@ -65,6 +66,8 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
         masks, level_db = engine_frames(engine, mixture["noisy"])
         masks, level_db = masks[:frames], level_db[:frames]
         raw = probes.scores(masks)
+        for task, per_frame in probes.adds(masks).items():
+            adds[task].append(per_frame)
         for variant, smooth, decision in (("smoothed", True, None), ("raw", False, VadDecision())):
             columns = scored_columns(probes, raw, level_db, decision, smooth)
             for task in TASKS:
@@ -97,7 +100,10 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
         report["smoothing"] = probes.smoothing
         report["vad_decision"] = probes.decision.as_dict()
         report["peers"] = {"pyworld_dio_noisy_f0": score_task("f0_hz", t["f0_hz"], np.concatenate(peer_f0))}
-        report["probe_adds_per_frame"] = {task: int(len(pr.index)) for task, pr in probes.probes.items()}
+        # Measured on the masks, and the most possible (every selected channel active).
+        report["probe_adds_per_frame"] = {task: float(np.concatenate(a).mean()) for task, a in adds.items()}
+        report["probe_adds_per_frame_max"] = {task: int(pr.coef.size) for task, pr in probes.probes.items()}
+        report["probe_share_of_se"] = sum(report["probe_adds_per_frame"].values()) / gated
     return report
 
 
@@ -121,4 +127,7 @@ def markdown(report: dict) -> str:
                 lines.append(f"| {task} | {s['accuracy']:.3f} | {s['balanced_accuracy']:.3f} | {s['f1']:.3f} |")
             else:
                 lines.append(f"| {task} | R² {s['r2']:.3f} | MAE {s['mae']:.2f} | |")
+        adds = sum(report["probe_adds_per_frame"].values())
+        lines += ["", f"probes: {adds:,.0f} adds/frame (at most {sum(report['probe_adds_per_frame_max'].values()):,}),"
+                      f" {100 * report['probe_share_of_se']:.2f} % of the enhancement's MACs"]
     return "\n".join(lines) + "\n"

@@ -98,6 +98,12 @@ class LinearProbes:
         flat = masks.reshape(len(masks), -1)
         return {name: p.scores(flat) for name, p in self.probes.items()}
 
+    def adds(self, masks: np.ndarray) -> dict[str, np.ndarray]:
+        """masks (F, blocks, hidden) -> adds per frame of each task's weighted sums: one per
+        active selected channel and output (a noise-category channel adds to 13 sums)."""
+        flat = masks.reshape(len(masks), -1)
+        return {name: flat[:, p.index].sum(axis=1) * p.coef.shape[1] for name, p in self.probes.items()}
+
     def stream(self, decision: VadDecision | None = None, smooth: bool = True) -> ProbeStream:
         """A new stream's decisions, with the preset's VAD decision unless one is given."""
         return ProbeStream(self, decision or self.decision, smooth)
