@@ -34,11 +34,12 @@ def write(track, path, audio_path=None, **options):
         raise ValueError(f"WAV cue markers need a .wav file to embed into, got {source}")
     riff = source.read_bytes()
     chunks = list(_chunks(riff))
-    fmt = dict(chunks).get(b"fmt ")
+    by_id = dict(chunks)
+    fmt = by_id.get(b"fmt ")
     if fmt is None:
         raise ValueError(f"{source} has no fmt chunk")
     sample_rate, block_align = struct.unpack("<I", fmt[4:8])[0], struct.unpack("<H", fmt[12:14])[0]
-    samples = len(dict(chunks).get(b"data", b"")) // max(block_align, 1)
+    samples = len(by_id.get(b"data", b"")) // max(block_align, 1)
     segments = label_segments(track, **options)
     cues, adtl = [], []
     for i, (s, e, lab) in enumerate(segments, 1):
