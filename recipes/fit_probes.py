@@ -12,6 +12,7 @@ sums (``probes.safetensors``). The feature-type comparison and the selection cur
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import sys
@@ -186,22 +187,37 @@ def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float
 
 
 def tune_vad_decision(hp, probes: LinearProbes, sequences) -> tuple[VadDecision, list[dict]]:
-    """The VAD threshold and run clean-up with the best frame accuracy on the whole valid clips,
-    the clips without speech included. A tie goes to the smallest look-ahead, then to the
-    longest start-up hold: it costs only a stream's first frames, and guards them against the
-    network's start-up transient, which the valid clips rarely show."""
+    """The VAD decision with the best frame accuracy on the whole valid clips, the clips
+    without speech included. First the threshold and run clean-up, where a tie goes to the
+    smallest look-ahead, then to the longest start-up hold: it costs only a stream's first
+    frames, and guards them against the network's start-up transient, which the valid clips
+    rarely show. Then, with that clean-up, the threshold again with the level-modulation
+    veto, where a tie goes to no veto, then to the shortest window."""
     truth = np.concatenate([s[2]["vad"] for s in sequences])
     vad_only = [({"vad": raw["vad"]}, level_db, targets) for raw, level_db, targets in sequences]
     trials = []
-    grid = itertools.product(hp["vad_threshold_grid"], hp["vad_bridge_frames_grid"],
-                             hp["vad_min_speech_frames_grid"], hp["vad_startup_frames_grid"])
-    for decision in itertools.starmap(VadDecision, grid):
-        speech = decide(probes, vad_only, decision, {"vad": probes.smoothing.get("vad", 0.0)},
-                        {"vad": probes.lags.get("vad", 0)})["vad"]
-        trials.append({**decision.as_dict(), "valid_accuracy": float(np.mean(speech == truth))})
-    best = max(trials, key=lambda t: (round(t["valid_accuracy"], 4), -t["bridge_frames"] - t["min_speech_frames"],
-                                      t["startup_frames"]))
-    return VadDecision(**{k: v for k, v in best.items() if k != "valid_accuracy"}), trials
+
+    def best_of(decisions, tie_break):
+        scored = []
+        for decision in decisions:
+            speech = decide(probes, vad_only, decision, {"vad": probes.smoothing.get("vad", 0.0)},
+                            {"vad": probes.lags.get("vad", 0)})["vad"]
+            scored.append({**decision.as_dict(), "valid_accuracy": float(np.mean(speech == truth))})
+        trials.extend(scored)
+        best = max(scored, key=lambda t: (round(t["valid_accuracy"], 4), *tie_break(t)))
+        return VadDecision(**{k: v for k, v in best.items() if k != "valid_accuracy"})
+
+    clean_up = best_of(
+        itertools.starmap(VadDecision, itertools.product(
+            hp["vad_threshold_grid"], hp["vad_bridge_frames_grid"], hp["vad_min_speech_frames_grid"],
+            hp["vad_startup_frames_grid"])),
+        lambda t: (-t["bridge_frames"] - t["min_speech_frames"], t["startup_frames"]))
+    vetoes = [(1, 0.0), *itertools.product(hp["vad_modulation_frames_grid"], hp["vad_min_modulation_db_grid"])]
+    veto = best_of(
+        (dataclasses.replace(clean_up, threshold=threshold, modulation_frames=frames, min_modulation_db=db)
+         for threshold, (frames, db) in itertools.product(hp["vad_threshold_grid"], vetoes)),
+        lambda t: (-t["min_modulation_db"], -t["modulation_frames"]))
+    return veto, trials
 
 
 def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:

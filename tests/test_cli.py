@@ -88,7 +88,8 @@ def test_labels_for_a_folder_mirror_its_layout(take, tmp_path, random_preset):
 
 def test_vad_options_reach_the_labels(take, tmp_path, random_preset):
     """The same file labelled with the preset's decision and with every frame decided alone:
-    the clean-up only ever removes short runs and fills short gaps, so the labels differ."""
+    the clean-up only ever removes short runs and fills short gaps, so the labels differ. A
+    level-modulation veto no speech level can reach leaves no speech at all."""
     import csv
 
     def speech_frames(*options):
@@ -101,6 +102,7 @@ def test_vad_options_reach_the_labels(take, tmp_path, random_preset):
 
     preset, alone = speech_frames(), speech_frames("--min-speech-ms", "0", "--min-silence-ms", "0")
     assert len(preset) == len(alone) > 100 and preset != alone
+    assert any(preset) and not any(speech_frames("--vad-min-modulation-db", "60"))
     bad = run("labels", take, "--format", "srt", "--preset", random_preset, "--vad-threshold", "2")
     assert bad.exit_code == 1 and "vad_threshold must be strictly between 0 and 1" in bad.output
 

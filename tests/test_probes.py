@@ -10,7 +10,7 @@ from conftest import make_net
 from freelunch.model import StreamingEngine
 from freelunch.probes import targets as T
 from freelunch.probes.features import stack_previous
-from freelunch.probes.decisions import SILENCE_DB, VadDecision, clean_runs
+from freelunch.probes.decisions import SILENCE_DB, VadDecision, _level_spread, clean_runs
 from hypothesis import given
 from hypothesis import strategies as st
 from freelunch.probes.linear import LinearProbes, Probe, weighted_sums
@@ -235,6 +235,28 @@ def test_vad_clean_up_matches_a_plain_reading(flags, bridge, min_speech):
     assert clean_runs(np.array(flags, bool), bridge, min_speech).tolist() == expected
 
 
+def test_steady_level_is_vetoed_and_a_moving_one_is_not():
+    """The level-modulation veto: the same confident scores are speech where the input level
+    moves (a 4 Hz swing of +-6 dB) and not where it holds still (+-0.3 dB)."""
+    n = 300
+    probe = {"vad": Probe(np.array([0]), np.full((1, 1), 6.0, np.float32), np.full(1, -3.0, np.float32))}
+    probes = LinearProbes(probe, [], decision=VadDecision(0.5, modulation_frames=64, min_modulation_db=1.0))
+    masks = np.ones((n, 1, 2), bool)
+    swing = np.sin(2 * np.pi * 4 * np.arange(n) * 0.016)
+    moving = probes.predict(masks, (-30 + 6 * swing).astype(np.float32))["vad"]
+    steady = probes.predict(masks, (-30 + 0.3 * swing).astype(np.float32))["vad"]
+    assert moving[10:].all() and not steady.any()
+    off = LinearProbes(probe, [], decision=VadDecision(0.5)).predict(masks, np.full(n, -30, np.float32))["vad"]
+    assert off.all()
+    levels = np.random.default_rng(0).uniform(-80, 0, 50)
+    spread = _level_spread(levels, 0, 8)
+    assert np.allclose(spread, [levels[max(0, i - 7): i + 1].std() for i in range(50)])
+    with pytest.raises(ValueError, match="min_modulation_db"):
+        VadDecision(0.5, min_modulation_db=-1.0)
+    with pytest.raises(ValueError, match="modulation_frames"):
+        VadDecision(0.5, modulation_frames=0)
+
+
 def test_a_lag_takes_the_score_of_a_later_frame():
     """Frame t answers with frame t + lag's score; the last frames take the last score."""
     scores = np.array([-3, -3, 3, 3, 3, -3, -3, -3, 3, 3], float)
@@ -258,23 +280,27 @@ def test_a_lag_takes_the_score_of_a_later_frame():
     startup=st.integers(0, 30),
     alpha=st.sampled_from([0.0, 0.8]),
     lags=st.dictionaries(st.sampled_from(["vad", "voiced", "f0_hz"]), st.integers(0, 6)),
+    levels=st.lists(st.floats(-130, 0) | st.just(-np.inf), min_size=160, max_size=160),
+    modulation=st.tuples(st.integers(1, 40), st.sampled_from([0.0, 1.0, 4.0])),
 )
-def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha, lags):
+def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha, lags, levels, modulation):
     """Pushed in pieces, frames come out late by the look-ahead, and equal the whole signal's."""
     mask = np.array(scores) > 0  # one feature whose weight is the frame's score
     masks = np.zeros((len(scores), 1, 2), bool)
     masks[:, 0, 0] = mask
     probe = {t: Probe(np.array([0]), np.full((1, 1), 3.0, np.float32), np.full(1, -1.5, np.float32))
              for t in ("vad", "voiced", "f0_hz")}
-    probes = LinearProbes(probe, [], {"vad": alpha}, VadDecision(0.5, bridge, min_speech, startup), lags)
-    whole = probes.predict(masks)
+    decision = VadDecision(0.5, bridge, min_speech, startup, *modulation)
+    probes = LinearProbes(probe, [], {"vad": alpha}, decision, lags)
+    level_db = np.array(levels[: len(scores)], np.float32)
+    whole = probes.predict(masks, level_db)
     stream = probes.stream()
     pieces, seen = [], 0
     cuts = sorted(min(c, len(scores)) for c in cuts)
     for a, b in zip([0, *cuts], [*cuts, len(scores)]):
         if b > a:
             seen += b - a
-            out = stream.push([masks[a:b]], times=np.arange(a, b))
+            out = stream.push([masks[a:b]], level_db[a:b], times=np.arange(a, b))
             pieces.append(out)
             assert sum(len(p.get("times", [])) for p in pieces) == max(0, seen - stream.lookahead)
     pieces.append(stream.flush())

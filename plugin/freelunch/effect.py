@@ -53,8 +53,12 @@ class DynCPEnhancer:
 
     Speech is a VAD probability over ``vad_threshold``, with gaps shorter than
     ``min_silence_ms`` filled and runs shorter than ``min_speech_ms`` dropped (None: the
-    preset's values, chosen on valid data; 0: off). The preset may also hold the first frames
-    of a stream as no speech while the network settles (``decision.startup_frames``). The
+    preset's values, chosen on valid data; 0: off). The preset may also veto speech where the
+    input level holds still: its standard deviation over the last ``decision.modulation_frames``
+    frames must reach ``vad_min_modulation_db`` (None: the preset's; 0: off), since syllables
+    move the level of speech and steady noises (a running tap) hardly move it. The preset may
+    also hold the first frames of a stream as no speech while the network settles
+    (``decision.startup_frames``). The
     clean-up looks ahead, and each property is aligned with the frames it describes (the
     probes answer a few frames late), so while streaming the track trails the audio by
     ``properties_lookahead`` frames; ``end_stream()`` returns the audio still held back and
@@ -78,6 +82,7 @@ class DynCPEnhancer:
         vad_threshold: float | None = None,
         min_speech_ms: float | None = None,
         min_silence_ms: float | None = None,
+        vad_min_modulation_db: float | None = None,
     ):
         if attenuation_limit_db is not None:
             if isinstance(attenuation_limit_db, bool) or not isinstance(attenuation_limit_db, (int, float)):
@@ -85,7 +90,7 @@ class DynCPEnhancer:
             if not 0 < attenuation_limit_db <= 120:
                 raise ValueError(f"attenuation_limit_db must be in (0, 120] dB, got {attenuation_limit_db}")
         for name, value in (("vad_threshold", vad_threshold), ("min_speech_ms", min_speech_ms),
-                            ("min_silence_ms", min_silence_ms)):
+                            ("min_silence_ms", min_silence_ms), ("vad_min_modulation_db", vad_min_modulation_db)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise TypeError(f"{name} must be a number or None")
         if vad_threshold is not None and not 0.0 < vad_threshold < 1.0:
@@ -93,6 +98,8 @@ class DynCPEnhancer:
         for name, value in (("min_speech_ms", min_speech_ms), ("min_silence_ms", min_silence_ms)):
             if value is not None and not 0 <= value <= 10_000:
                 raise ValueError(f"{name} must be in [0, 10000] ms, got {value}")
+        if vad_min_modulation_db is not None and not 0.0 <= vad_min_modulation_db < 100.0:
+            raise ValueError(f"vad_min_modulation_db must be in [0, 100) dB, got {vad_min_modulation_db}")
         self.preset = str(preset)
         self.attenuation_limit_db = attenuation_limit_db
         self._net, self.config, folder = presets.load(preset)
@@ -104,6 +111,8 @@ class DynCPEnhancer:
             threshold=preset_decision.threshold if vad_threshold is None else float(vad_threshold),
             bridge_frames=frames(min_silence_ms, preset_decision.bridge_frames),
             min_speech_frames=frames(min_speech_ms, preset_decision.min_speech_frames),
+            min_modulation_db=(preset_decision.min_modulation_db if vad_min_modulation_db is None
+                               else float(vad_min_modulation_db)),
         )
         self._gain_floor = 0.0 if attenuation_limit_db is None else 10 ** (-attenuation_limit_db / 20)
         self._state: dict | None = None
@@ -120,7 +129,7 @@ class DynCPEnhancer:
         d = self.decision
         return (f"<freelunch.DynCPEnhancer preset={self.preset!r} attenuation_limit_db={self.attenuation_limit_db}"
                 f" vad_threshold={d.threshold} min_speech_frames={d.min_speech_frames}"
-                f" min_silence_frames={d.bridge_frames}>")
+                f" min_silence_frames={d.bridge_frames} vad_min_modulation_db={d.min_modulation_db}>")
 
     def _new_track(self) -> PropertyTrack:
         return PropertyTrack(self._probes.category_names if self._probes else [])

@@ -2,9 +2,13 @@
 
 Scores are smoothed causally, then aligned: each task's answer trails the signal by a few
 frames (the network is causal, and the smoothing averages past frames), so frame t takes
-the score of frame t + lag. Then they are decided. The VAD gets two more steps. The first
-``startup_frames`` of a stream are never speech: the network starts from zero history, and
-its gates open as if for speech for about 14 frames before they settle. Then the VAD's
+the score of frame t + lag. Then they are decided. The VAD gets three more steps. A frame
+is speech only if the input level moves: speech rises and falls with its syllables, while
+the steady noises that the masks can mistake for speech (a running tap) hardly do; so the
+level's standard deviation over the last ``modulation_frames`` frames (up to frame t + lag)
+must reach ``min_modulation_db``. The first ``startup_frames`` of a stream are never
+speech: the network starts from zero history, and its gates open as if for speech for
+about 14 frames before they settle. Then the VAD's
 speech segments are cleaned up the usual way: gaps between speech shorter than
 ``bridge_frames`` are filled, then speech runs shorter than ``min_speech_frames`` are dropped. A frame's answer
 then depends on the frames after it, so the stream holds each frame back ``lookahead`` frames:
@@ -35,8 +39,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class VadDecision:
-    """How frame scores become speech: a probability threshold, the start-up hold (0: off),
-    then the run clean-up (1: off).
+    """How frame scores become speech: a probability threshold, the level-modulation veto
+    (``min_modulation_db`` 0: off), the start-up hold (0: off), then the run clean-up (1: off).
 
     >>> VadDecision(0.4, bridge_frames=8, min_speech_frames=20).lookahead
     26
@@ -46,11 +50,17 @@ class VadDecision:
     bridge_frames: int = 1
     min_speech_frames: int = 1
     startup_frames: int = 0
+    modulation_frames: int = 1
+    min_modulation_db: float = 0.0
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"VAD threshold must be strictly between 0 and 1, got {self.threshold}")
-        for name, least in (("bridge_frames", 1), ("min_speech_frames", 1), ("startup_frames", 0)):
+        m = self.min_modulation_db
+        if isinstance(m, bool) or not isinstance(m, (int, float, np.floating)) or not 0.0 <= m < 100.0:
+            raise ValueError(f"min_modulation_db must be a number of dB in [0, 100), got {self.min_modulation_db!r}")
+        for name, least in (("bridge_frames", 1), ("min_speech_frames", 1), ("startup_frames", 0),
+                            ("modulation_frames", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise ValueError(f"{name} must be a whole number of frames >= {least}, got {value!r}")
@@ -94,6 +104,29 @@ def _clean_runs(speech, bridge_frames, min_speech_frames):  # pragma: no cover -
     return out
 
 
+# Levels are floored here before their spread is taken: digital silence is -inf dBFS.
+MODULATION_FLOOR_DB = -100.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _level_spread(levels, first, window):  # pragma: no cover - compiled
+    # Per frame from ``first`` on, the standard deviation of the levels in the window ending
+    # there (fewer at a stream's start). A plain loop, so a frame's value does not depend on
+    # how the stream was cut into pushes.
+    out = np.empty(len(levels) - first)
+    for i in range(first, len(levels)):
+        lo = max(0, i - window + 1)
+        mean = 0.0
+        for j in range(lo, i + 1):
+            mean += levels[j]
+        mean /= i + 1 - lo
+        var = 0.0
+        for j in range(lo, i + 1):
+            var += (levels[j] - mean) ** 2
+        out[i - first] = np.sqrt(var / (i + 1 - lo))
+    return out
+
+
 def joined(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per key, the frames of ``a`` then those of ``b`` (a key in one alone is kept)."""
     return {k: np.concatenate([a[k], b[k]]) if k in a and k in b else a[k] if k in a else b[k] for k in {**a, **b}}
@@ -119,6 +152,8 @@ class ProbeStream:
         # Frames pushed but not yet aligned: smoothed scores, input level, extra columns.
         self._scores: dict[str, np.ndarray] = {}
         self._level = np.zeros(0, np.float32)
+        self._modulation = np.zeros(0)  # level spread of the pending frames (dB)
+        self._recent_levels = np.zeros(0)  # the last levels, the next frames' modulation window
         self._extra: dict[str, np.ndarray] = {}
         self._held: dict[str, np.ndarray] = {}
         # Raw VAD of frames already emitted, as context: far enough back that the clean-up of
@@ -147,7 +182,16 @@ class ProbeStream:
         level = np.full(n, np.inf, np.float32) if level_db is None else np.asarray(level_db[:n], np.float32)
         self._scores, self._extra = joined(self._scores, scores), joined(self._extra, extra)
         self._level = np.concatenate([self._level, level])
+        modulation = np.full(n, np.inf) if level_db is None else self._spread(level)  # no levels: no veto
+        self._modulation = np.concatenate([self._modulation, modulation])
         return self._advance(final=False)
+
+    def _spread(self, level: np.ndarray) -> np.ndarray:
+        """The new frames' level modulation (dB)."""
+        window = self.decision.modulation_frames
+        levels = np.concatenate([self._recent_levels, np.maximum(level, MODULATION_FLOOR_DB)])
+        self._recent_levels = levels[len(levels) - (window - 1):] if window > 1 else levels[:0]
+        return _level_spread(levels, len(levels) - len(level), window)
 
     def flush(self) -> dict[str, np.ndarray]:
         return self._advance(final=True)
@@ -163,22 +207,25 @@ class ProbeStream:
         if self._scores and ready:
             frames = np.arange(ready)
             aligned = {k: v[np.minimum(frames + self.lags.get(k, 0), total - 1)] for k, v in self._scores.items()}
-            new = {**self._columns(aligned, self._level[:ready]), **{k: v[:ready] for k, v in self._extra.items()}}
+            modulation = self._modulation[np.minimum(frames + self.lags.get("vad", 0), total - 1)]
+            new = {**self._columns(aligned, self._level[:ready], modulation), **{k: v[:ready] for k, v in self._extra.items()}}
             if "vad" in new:
                 new["vad"][: max(0, self.decision.startup_frames - self._frames)] = False
             self._frames += ready
             self._scores = {k: v[ready:] for k, v in self._scores.items()}
             self._extra = {k: v[ready:] for k, v in self._extra.items()}
-            self._level = self._level[ready:]
+            self._level, self._modulation = self._level[ready:], self._modulation[ready:]
             self._held = joined(self._held, new)
         return self._emit(final)
 
-    def _columns(self, scores: dict[str, np.ndarray], level_db: np.ndarray) -> dict[str, np.ndarray]:
-        """Frame columns before the VAD clean-up; ``level_db`` vetoes speech below SILENCE_DB."""
+    def _columns(self, scores: dict[str, np.ndarray], level_db: np.ndarray, modulation: np.ndarray) -> dict[str, np.ndarray]:
+        """Frame columns before the VAD clean-up; ``level_db`` vetoes speech below SILENCE_DB,
+        ``modulation`` below the decision's minimum."""
         out = {}
         if "vad" in scores:
             out["vad_prob"] = sigmoid(scores["vad"][:, 0])
-            out["vad"] = (out["vad_prob"] >= self.decision.threshold) & (level_db >= SILENCE_DB)
+            out["vad"] = ((out["vad_prob"] >= self.decision.threshold) & (level_db >= SILENCE_DB)
+                          & (modulation >= self.decision.min_modulation_db))
         if "voiced" in scores:
             out["voiced_prob"] = sigmoid(scores["voiced"][:, 0])
             out["voiced"] = out["voiced_prob"] >= 0.5
