@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """Turn a training run's best checkpoint into a complete preset folder.
 
-    python recipes/export_preset.py results/balanced presets/balanced hparams/probes.yaml
+    python recipes/export_preset.py results/balanced presets/balanced \
+        --probes hparams/probes.yaml --calibrate hparams/calibrate_gain.yaml
 
-Writes model.safetensors and config.json (with the checkpoint's valid metrics); for a gated
-network given a probes hparams file, fits the probes on its masks (``fit_probes.py``);
+Writes model.safetensors and config.json (with the checkpoint's valid metrics); given a
+calibration hparams file, picks the mask's exponent on valid (``calibrate_gain.py``); for a
+gated network given a probes hparams file, fits the probes on its masks (``fit_probes.py``);
 then scores the preset on the test split into metrics.json (``freelunch evaluate``) and
 writes checksums.json. A new network makes old probes meaningless, so the folder is
 replaced whole.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,10 +25,12 @@ from freelunch.evaluate import evaluate_preset
 from freelunch.export.common import write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).parent))
+import calibrate_gain  # noqa: E402
 import fit_probes  # noqa: E402
 
 
-def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = None, limit: int | None = None) -> dict:
+def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = None, limit: int | None = None,
+           calibration_hparams: Path | None = None) -> dict:
     with open(run_folder / "hyperparams.yaml") as f:
         hparams = load_hyperpyyaml(f, {"output_folder": str(run_folder)})
     checkpoint = hparams["checkpointer"].recover_if_possible(max_key="score")
@@ -42,6 +47,9 @@ def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = 
         },
     }
     presets.save(preset_folder, net, config)
+    if calibration_hparams is not None:
+        with open(calibration_hparams) as f:
+            calibrate_gain.main(load_hyperpyyaml(f, {"preset": str(preset_folder)}))
     if probes_hparams is not None and net.gated:
         with open(probes_hparams) as f:
             fit_probes.main(load_hyperpyyaml(f, {"preset": str(preset_folder)}))
@@ -52,7 +60,10 @@ def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = 
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4):
-        sys.exit(__doc__)
-    probes_file = Path(sys.argv[3]) if len(sys.argv) == 4 else None
-    print(json.dumps(export(Path(sys.argv[1]), Path(sys.argv[2]), probes_file), indent=2))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_folder", type=Path)
+    parser.add_argument("preset_folder", type=Path)
+    parser.add_argument("--probes", type=Path, default=None, help="probes hparams (gated networks)")
+    parser.add_argument("--calibrate", type=Path, default=None, help="gain calibration hparams")
+    args = parser.parse_args()
+    print(json.dumps(export(args.run_folder, args.preset_folder, args.probes, calibration_hparams=args.calibrate), indent=2))

@@ -1,10 +1,12 @@
 """The network and the skipping engine: shapes, causality, streaming, exactness, gradients, cost."""
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from conftest import make_net
-from freelunch.model import BatchedEngine, StreamingEngine
+from freelunch.model import BatchedEngine, ConvFSENet, StreamingEngine
 from freelunch.model import stft as S
 from freelunch.model.cost import frame_macs
 from freelunch.model.losses import se_loss, sparsity_loss
@@ -179,3 +181,29 @@ def test_gain_floor_limits_attenuation(speechlike):
     assert np.abs(silent).max() < 1e-6
     ratio = np.sqrt(np.mean(floored[4000:-4000] ** 2) / np.mean(speechlike[4000:-4000] ** 2))
     assert ratio == pytest.approx(0.1, rel=0.05)
+
+
+def test_gain_exponent_calibrates_every_engine_alike(speechlike):
+    """The calibrated mask (gain ** exponent, eval mode only) is the same in the network, the
+    streaming engine and the batched engine, and an exponent below 1 suppresses less."""
+    x = speechlike[:24000]
+    net = make_net(gated=False)
+    plain = offline(net, x)
+    net.gain_exponent = 0.7
+    calibrated = offline(net, x)
+    spec = S.stft(torch.from_numpy(x)[None])
+    training = copy.deepcopy(net).train()  # a copy: train mode updates the BatchNorm statistics
+    with torch.no_grad():
+        gain = net.forward_spec(spec)[0]
+        net.gain_exponent = 1.0
+        np.testing.assert_allclose(gain, net.forward_spec(spec)[0] ** 0.7, rtol=1e-5)
+        net.gain_exponent = 0.7
+        trained_gain = training.forward_spec(spec)[0]
+        training.gain_exponent = 1.0
+        assert torch.equal(copy.deepcopy(training).forward_spec(spec)[0], trained_gain)  # training never sees it
+    y_stream, _ = stream(StreamingEngine(net), x, 1000)
+    np.testing.assert_allclose(y_stream, calibrated, atol=1e-4)
+    np.testing.assert_allclose(BatchedEngine(net)(x)[0], calibrated, atol=1e-4)
+    assert np.mean(calibrated**2) > np.mean(plain**2) * 1.01
+    with pytest.raises(ValueError, match="gain_exponent"):
+        ConvFSENet(gain_exponent=0.0)

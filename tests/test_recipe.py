@@ -157,13 +157,16 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
         probes_yaml = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line
                                 for line in probes_yaml.splitlines())
     (tmp_path / "probes.yaml").write_text(probes_yaml)
+    (tmp_path / "calibrate.yaml").write_text(f"preset: null\ndata_root: {PACK}\nvalid_limit: 2\nvalid_seed: 202\n"
+                                             "valid_draws: 1\ngain_exponent_grid: [0.8, 1.0]\n")
     from export_preset import export
 
     folder = tmp_path / "preset"
-    report = export(run, folder, tmp_path / "probes.yaml", limit=2)
+    report = export(run, folder, tmp_path / "probes.yaml", limit=2, calibration_hparams=tmp_path / "calibrate.yaml")
     from freelunch import DynCPEnhancer, presets
 
-    presets.verify(folder)
+    config = presets.verify(folder)
+    assert config["gain_exponent"] in (0.8, 1.0) and set(config["gain_calibration"]["pesq_by_exponent"]) == {"0.8", "1.0"}
     assert report["mixtures"] == 2 and set(report["probes"]) >= {"vad", "f0_hz", "noise_category"}
     fx = DynCPEnhancer.from_preset(folder)
     fx(np.zeros(16000, np.float32), 16000)
@@ -179,5 +182,5 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     assert (folder / LinearProbes.FILE).read_bytes() == before
     assert again["vad_decision"] == LinearProbes.load(folder).decision.as_dict()
     assert again["lag_frames"] == LinearProbes.load(folder).lags and set(again["lag_frames"]) == set(again["smoothing"])
-    assert len(again["vad_decision_trials"]) == 4 * 4 * 3 * 5
+    assert len(again["vad_decision_trials"]) == 4 * 4 * 3 * 5 + 4 * (1 + 3 * 5)  # clean-up, then the veto
     presets.verify(folder)

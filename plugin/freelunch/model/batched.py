@@ -48,6 +48,7 @@ class BatchedEngine:
         self.window = net.config["gate_window"]
         self.g1_mean_w = g1_w / self.window  # the gate's moving average folded into its first layer
         self.compression = net.compression
+        self.gain_exponent = net.gain_exponent
 
     def _gate(self, b: int, x: torch.Tensor) -> torch.Tensor:
         """(T, C) block input -> (T, hidden) float 0/1 mask, from the causal moving average."""
@@ -107,5 +108,7 @@ class BatchedEngine:
                 if mask is not None:
                     masks[:, b] = mask
             gain = torch.sigmoid(torch.addmm(self.back_b, x, self.back_w.T))  # (T, 257)
+            if self.gain_exponent != 1.0:
+                gain = gain**self.gain_exponent
             enhanced = S.istft_frames(spec * gain, len(noisy))[0]
         return enhanced.numpy(), masks.numpy()

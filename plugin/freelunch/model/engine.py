@@ -188,6 +188,7 @@ class StreamingEngine:
         self.config = net.config
         self.compression = net.compression
         self.gain_floor = np.float32(gain_floor)
+        self.gain_exponent = np.float32(net.gain_exponent)
         self._window_a = S.analysis_window()
         self._window_s = S.synthesis_window()
         self.reset()
@@ -222,6 +223,8 @@ class StreamingEngine:
         feats = ((np.abs(spec) + np.float32(1e-12)) ** np.float32(self.compression)).astype(np.float32)
         gains = np.empty((n, S.N_BINS), np.float32)
         _run_frames(feats, self.frame_index, self.params, self._ma_hist, self._dw_hist, masks, gains)
+        if self.gain_exponent != 1:
+            np.power(gains, self.gain_exponent, out=gains)
         if self.gain_floor > 0:
             np.maximum(gains, self.gain_floor, out=gains)
         out_frames = np.fft.irfft(spec * gains, n=S.N_FFT, axis=-1).astype(np.float32) * self._window_s

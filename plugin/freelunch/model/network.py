@@ -65,6 +65,8 @@ class ConvFSENet(nn.Module):
     ``gated=False`` builds the dense network (no gates at all). With gates,
     ``force_dense=True`` skips them and keeps every channel (the dense warm-up), and
     ``masks`` replaces the gates' decisions (used to check the skipping engine).
+    ``gain_exponent`` calibrates the trained mask at inference (eval mode only): the mask is
+    raised to this power, below 1 to suppress less (``recipes/calibrate_gain.py`` picks it).
     """
 
     def __init__(
@@ -79,14 +81,18 @@ class ConvFSENet(nn.Module):
         gate_window: int = 4,
         gate_temperature: float = 1.0,
         compression: float = 0.3,
+        gain_exponent: float = 1.0,
     ):
         super().__init__()
+        if not 0.0 < gain_exponent <= 4.0:
+            raise ValueError(f"gain_exponent must be in (0, 4], got {gain_exponent}")
         self.config = dict(
             channels=channels, hidden=hidden, kernel=kernel, dilations=tuple(dilations), stacks=stacks,
             gated=gated, gate_hidden=gate_hidden, gate_window=gate_window,
-            gate_temperature=gate_temperature, compression=compression,
+            gate_temperature=gate_temperature, compression=compression, gain_exponent=gain_exponent,
         )
         self.compression = compression
+        self.gain_exponent = gain_exponent
         self.frontend = nn.Conv1d(S.N_BINS, channels, 1)
         self.blocks = nn.ModuleList(
             TCNBlock(channels, hidden, kernel, d) for _ in range(stacks) for d in dilations
@@ -121,6 +127,8 @@ class ConvFSENet(nn.Module):
             all_masks.append(torch.ones(x.shape[0], block.up.out_channels, x.shape[2]) if mask is None else mask)
             all_logits.append(torch.full_like(all_masks[-1], float("inf")) if logits is None else logits)
         gain = torch.sigmoid(self.backend(x))  # (B, 257, T)
+        if not self.training and self.gain_exponent != 1.0:
+            gain = gain**self.gain_exponent
         return gain, GateTrace(torch.stack(all_masks, 1), torch.stack(all_logits, 1))
 
     def forward(
