@@ -26,10 +26,8 @@ from freelunch.model import BatchedEngine
 
 def valid_mixtures(hp) -> list[dict]:
     rows = data.pack_layout(Path(hp["data_root"]))
-    speech, noise = data.split_rows(rows, "valid")
-    bank = data.NoiseBank(noise)
-    return [data.make_mixture(data.load(r["path"]), bank, data.item_rng(hp["valid_seed"] + k, r["id"]))
-            for k in range(hp["valid_draws"]) for r in speech[: hp["valid_limit"]]]
+    return [mixture for k in range(hp["valid_draws"])
+            for _, mixture in data.fixed_mixtures(rows, "valid", seed=hp["valid_seed"] + k, limit=hp["valid_limit"])]
 
 
 def main(hp) -> dict:

@@ -182,7 +182,8 @@ class ProbeStream:
         level = np.full(n, np.inf, np.float32) if level_db is None else np.asarray(level_db[:n], np.float32)
         self._scores, self._extra = joined(self._scores, scores), joined(self._extra, extra)
         self._level = np.concatenate([self._level, level])
-        modulation = np.full(n, np.inf) if level_db is None else self._spread(level)  # no levels: no veto
+        vetoing = level_db is not None and self.decision.min_modulation_db > 0  # no levels or no minimum: no veto
+        modulation = self._spread(level) if vetoing else np.full(n, np.inf)
         self._modulation = np.concatenate([self._modulation, modulation])
         return self._advance(final=False)
 
