@@ -4,7 +4,9 @@
     python recipes/export_preset.py results/balanced presets/balanced \
         --probes hparams/probes.yaml --calibrate hparams/calibrate_gain.yaml
 
-Writes model.safetensors and config.json (with the checkpoint's valid metrics); given a
+Writes model.safetensors and config.json (with the checkpoint's valid metrics). A run that
+keeps its best N checkpoints (``average_checkpoints`` in its hyperparams) is exported as the
+average of their weights, as SpeechBrain's ASR recipes average theirs. Given a
 calibration hparams file, picks the mask's exponent on valid (``calibrate_gain.py``); for a
 gated network given a probes hparams file, fits the probes on its masks (``fit_probes.py``);
 then scores the preset on the test split into metrics.json (``freelunch evaluate``) and
@@ -18,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
 from freelunch import presets
@@ -33,10 +36,15 @@ def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = 
            calibration_hparams: Path | None = None) -> dict:
     with open(run_folder / "hyperparams.yaml") as f:
         hparams = load_hyperpyyaml(f, {"output_folder": str(run_folder)})
-    checkpoint = hparams["checkpointer"].recover_if_possible(max_key="score")
-    if checkpoint is None:
+    checkpointer = hparams["checkpointer"]
+    checkpoints = checkpointer.find_checkpoints(max_key="score", max_num_checkpoints=hparams.get("average_checkpoints", 1))
+    if not checkpoints:
         raise FileNotFoundError(f"no checkpoint in {run_folder}")
+    checkpoint = checkpoints[0]
+    checkpointer.load_checkpoint(checkpoint)
     net = hparams["model"].eval()
+    if len(checkpoints) > 1:
+        net.load_state_dict(sb.utils.checkpoints.average_checkpoints(checkpoints, "model"))
     config = {
         "name": preset_folder.name,
         "target_usage": float(hparams["target_usage"]) if hparams["gated"] else 1.0,
@@ -44,6 +52,7 @@ def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = 
             "run": str(run_folder),
             "epoch": int(hparams["epoch_counter"].current),
             "valid": {k: float(v) for k, v in checkpoint.meta.items() if isinstance(v, (int, float))},
+            "checkpoints": [{"name": c.path.name, "valid_pesq": float(c.meta["pesq"])} for c in checkpoints],
         },
     }
     presets.save(preset_folder, net, config)

@@ -90,7 +90,8 @@ class EnhanceBrain(sb.Brain):
                 train_stats=self.train_stats,
                 valid_stats=stats,
             )
-            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["score"], num_to_keep=1)
+            self.checkpointer.save_and_keep_only(
+                meta=stats, max_keys=["score"], num_to_keep=self.hparams.average_checkpoints)
         else:
             self.hparams.train_logger.log_stats({"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats)
 

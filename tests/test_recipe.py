@@ -146,9 +146,11 @@ def test_two_process_gloo_training(tmp_path):
 
 
 def test_export_turns_a_run_into_a_complete_preset(tmp_path):
-    """A tiny gated run -> export with probes -> a preset that verifies, loads and reports."""
+    """A tiny gated run -> export (its 2 checkpoints averaged) with probes -> a preset that
+    verifies, loads and reports."""
     run = tmp_path / "run"
-    args = train_cmd(run, "--number_of_epochs", "2", "--dense_warmup_epochs", "1", "--usage_ramp_epochs", "1")
+    args = train_cmd(run, "--number_of_epochs", "2", "--dense_warmup_epochs", "1", "--usage_ramp_epochs", "1",
+                     "--average_checkpoints", "2")
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     probes_yaml = (ROOT / "hparams" / "probes.yaml").read_text()
@@ -163,9 +165,17 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
 
     folder = tmp_path / "preset"
     report = export(run, folder, tmp_path / "probes.yaml", limit=2, calibration_hparams=tmp_path / "calibrate.yaml")
+    import torch
+    from safetensors.torch import load_file
+
     from freelunch import DynCPEnhancer, presets
 
     config = presets.verify(folder)
+    kept = [torch.load(p, weights_only=True) for p in sorted(run.glob("save/CKPT+*/model.ckpt"))]
+    assert len(kept) == len(config["training"]["checkpoints"]) == 2
+    weights = load_file(str(folder / "model.safetensors"))
+    for key in ("frontend.weight", "blocks.0.up.weight", "gates.0.net.2.weight"):
+        assert torch.allclose(weights[key], (kept[0][key] + kept[1][key]) / 2, atol=1e-6), key
     assert config["gain_exponent"] in (0.8, 1.0) and set(config["gain_calibration"]["pesq_by_exponent"]) == {"0.8", "1.0"}
     assert report["mixtures"] == 2 and set(report["probes"]) >= {"vad", "f0_hz", "noise_category"}
     fx = DynCPEnhancer.from_preset(folder)
