@@ -191,7 +191,7 @@ class ProbeStream:
         """The new frames' level modulation (dB)."""
         window = self.decision.modulation_frames
         levels = np.concatenate([self._recent_levels, np.maximum(level, MODULATION_FLOOR_DB)])
-        self._recent_levels = levels[len(levels) - (window - 1):] if window > 1 else levels[:0]
+        self._recent_levels = levels[max(0, len(levels) - (window - 1)):]  # a negative start would count from the end
         return _level_spread(levels, len(levels) - len(level), window)
 
     def flush(self) -> dict[str, np.ndarray]:
