@@ -177,7 +177,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     for key in ("frontend.weight", "blocks.0.up.weight", "gates.0.net.2.weight"):
         assert torch.allclose(weights[key], (kept[0][key] + kept[1][key]) / 2, atol=1e-6), key
     assert config["gain_exponent"] in (0.8, 1.0) and set(config["gain_calibration"]["pesq_by_exponent"]) == {"0.8", "1.0"}
-    assert report["mixtures"] == 2 and set(report["probes"]) >= {"vad", "f0_hz", "noise_category"}
+    assert report["preset"] == "preset" and report["mixtures"] == 2 and set(report["probes"]) >= {"vad", "f0_hz", "noise_category"}
     fx = DynCPEnhancer.from_preset(folder)
     fx(np.zeros(16000, np.float32), 16000)
     assert len(fx.properties.vad) == len(fx.properties.times) > 0
