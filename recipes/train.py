@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from hyperpyyaml import load_hyperpyyaml
 
 from freelunch import data, metrics
-from freelunch.model.losses import se_loss, sparsity_loss
+from freelunch.model.losses import liveness_loss, se_loss, sparsity_loss
 from freelunch.model.stft import HOP
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.joint import JointHeads, crop_targets, frame_targets, joint_loss, silence_span
@@ -54,6 +54,8 @@ class EnhanceBrain(sb.Brain):
         loss = se
         if self.hparams.gated and not self.dense_phase:
             loss = loss + self.hparams.sparsity_weight * sparsity_loss(trace.masks, self.phi, self.hparams.usage_scope)
+            if self.hparams.liveness_weight > 0:
+                loss = loss + self.hparams.liveness_weight * liveness_loss(trace.logits, self.hparams.min_channel_usage)
             if self.hparams.joint_weight > 0 and stage == sb.Stage.TRAIN:
                 targets, _ = batch.joint_targets
                 loss = loss + self.hparams.joint_weight * joint_loss(self.modules.joint_heads(trace.masks), targets)

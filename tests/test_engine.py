@@ -9,7 +9,7 @@ from conftest import make_net
 from freelunch.model import BatchedEngine, ConvFSENet, StreamingEngine
 from freelunch.model import stft as S
 from freelunch.model.cost import frame_macs
-from freelunch.model.losses import se_loss, sparsity_loss
+from freelunch.model.losses import liveness_loss, se_loss, sparsity_loss
 
 
 def offline(net, x: np.ndarray, masks=None) -> np.ndarray:
@@ -152,6 +152,23 @@ def test_network_scope_lets_blocks_share_the_budget():
     assert sparsity_loss(masks, 0.5, "network").item() == pytest.approx(0.25**2)
     with pytest.raises(ValueError, match="usage scope"):
         sparsity_loss(masks, 0.25, "layer")
+
+
+def test_liveness_loss_lifts_only_channels_that_are_rarely_on():
+    logits = torch.full((2, 3, 4, 50), -2.0)  # (B, blocks, hidden, T): every channel off
+    logits[:, :, :2, :10] = 1.0  # channels 0 and 1 of each block on for 20 % of the frames
+    logits.requires_grad_(True)
+    loss = liveness_loss(logits, 0.05)
+    assert loss.item() == pytest.approx(1.0)  # half the channels sit 2 below the step
+    loss.backward()
+    assert logits.grad[:, :, :2].abs().sum() == 0  # on often enough: left alone
+    assert (logits.grad[:, :, 2:] < 0).any(dim=(0, 3)).all()  # every dead channel is pushed up
+    logits.data[:, :, 2:, :2] = 0.5  # 2 frames of each of the 2 items: 4 of 100, under 5 %
+    assert liveness_loss(logits, 0.05).item() > 0
+    logits.data[0, :, 2:, 2] = 0.5  # and 1 more frame of the first item: 5 of 100, enough
+    assert liveness_loss(logits, 0.05).item() == 0.0
+    with pytest.raises(ValueError, match="min_usage"):
+        liveness_loss(logits, 0.0)
 
 
 def test_dense_macs_match_a_count_by_hand():
