@@ -200,27 +200,34 @@ def test_gain_floor_limits_attenuation(speechlike):
     assert ratio == pytest.approx(0.1, rel=0.05)
 
 
-def test_gain_exponent_calibrates_every_engine_alike(speechlike):
-    """The calibrated mask (gain ** exponent, eval mode only) is the same in the network, the
-    streaming engine and the batched engine, and an exponent below 1 suppresses less."""
+def test_mask_calibration_is_the_same_in_every_engine(speechlike):
+    """The calibrated mask (gain ** exponent, then a causal average over frames; eval mode only)
+    is the same in the network, the streaming engine and the batched engine; an exponent below 1
+    suppresses less, and the average steadies the mask from frame to frame."""
     x = speechlike[:24000]
     net = make_net(gated=False)
     plain = offline(net, x)
-    net.gain_exponent = 0.7
-    calibrated = offline(net, x)
     spec = S.stft(torch.from_numpy(x)[None])
     training = copy.deepcopy(net).train()  # a copy: train mode updates the BatchNorm statistics
     with torch.no_grad():
+        raw_gain = net.forward_spec(spec)[0]
+        net.gain_exponent, net.gain_smoothing = 0.7, 0.3
         gain = net.forward_spec(spec)[0]
-        net.gain_exponent = 1.0
-        np.testing.assert_allclose(gain, net.forward_spec(spec)[0] ** 0.7, rtol=1e-5)
-        net.gain_exponent = 0.7
+        expected = raw_gain**0.7
+        for t in range(1, expected.shape[-1]):
+            expected[..., t] = 0.3 * expected[..., t - 1] + 0.7 * expected[..., t]
+        np.testing.assert_allclose(gain, expected, rtol=1e-5, atol=1e-7)
+        jitter = lambda g: (g[..., 1:] - g[..., :-1]).abs().mean()  # noqa: E731
+        assert jitter(gain) < 0.8 * jitter(raw_gain**0.7)
         trained_gain = training.forward_spec(spec)[0]
-        training.gain_exponent = 1.0
+        training.gain_exponent, training.gain_smoothing = 0.7, 0.3
         assert torch.equal(copy.deepcopy(training).forward_spec(spec)[0], trained_gain)  # training never sees it
+    calibrated = offline(net, x)
     y_stream, _ = stream(StreamingEngine(net), x, 1000)
     np.testing.assert_allclose(y_stream, calibrated, atol=1e-4)
     np.testing.assert_allclose(BatchedEngine(net)(x)[0], calibrated, atol=1e-4)
     assert np.mean(calibrated**2) > np.mean(plain**2) * 1.01
     with pytest.raises(ValueError, match="gain_exponent"):
         ConvFSENet(gain_exponent=0.0)
+    with pytest.raises(ValueError, match="gain_smoothing"):
+        ConvFSENet(gain_smoothing=1.0)

@@ -161,7 +161,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
                                 for line in probes_yaml.splitlines())
     (tmp_path / "probes.yaml").write_text(probes_yaml)
     (tmp_path / "calibrate.yaml").write_text(f"preset: null\ndata_root: {PACK}\nvalid_limit: 2\nvalid_seed: 202\n"
-                                             "valid_draws: 1\ngain_exponent_grid: [0.8, 1.0]\n")
+                                             "valid_draws: 1\ngain_exponent_grid: [0.8, 1.0]\ngain_smoothing_grid: [0.0, 0.2]\n")
     from export_preset import export
 
     folder = tmp_path / "preset"
@@ -177,7 +177,8 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     weights = load_file(str(folder / "model.safetensors"))
     for key in ("frontend.weight", "blocks.0.up.weight", "gates.0.net.2.weight"):
         assert torch.allclose(weights[key], (kept[0][key] + kept[1][key]) / 2, atol=1e-6), key
-    assert config["gain_exponent"] in (0.8, 1.0) and set(config["gain_calibration"]["pesq_by_exponent"]) == {"0.8", "1.0"}
+    assert config["gain_exponent"] in (0.8, 1.0) and config["gain_smoothing"] in (0.0, 0.2)
+    assert set(config["gain_calibration"]["pesq_by_exponent_and_smoothing"]) == {"0.8/0.0", "0.8/0.2", "1.0/0.0", "1.0/0.2"}
     assert report["preset"] == "preset" and report["mixtures"] == 2 and set(report["probes"]) >= {"vad", "f0_hz", "noise_category"}
     fx = DynCPEnhancer.from_preset(folder)
     fx(np.zeros(16000, np.float32), 16000)

@@ -3,8 +3,8 @@
 A preset folder holds:
 
 - ``model.safetensors``: the network's state dict (no pickles, nothing executable);
-- ``config.json``: the network's constructor arguments (``gain_exponent``, the mask's
-  calibration, is optional) plus ``name`` and ``target_usage``;
+- ``config.json``: the network's constructor arguments (``gain_exponent`` and
+  ``gain_smoothing``, the mask's calibration, are optional) plus ``name`` and ``target_usage``;
 - ``probes.safetensors`` (optional): linear probe weights read from the gate masks;
 - ``metrics.json``: what the preset scored on the test split;
 - ``hyperparams.yaml``: for SpeechBrain's ``FreelunchEnhancer.from_hparams(source=folder)``;
@@ -98,7 +98,7 @@ def network_kwargs(config: dict) -> dict:
     missing = [k for k in keys if k not in config]
     if missing:
         raise PresetError(f"preset config lacks {missing}")
-    return {k: config[k] for k in keys} | {k: config[k] for k in ("gain_exponent",) if k in config}
+    return {k: config[k] for k in keys} | {k: config[k] for k in ("gain_exponent", "gain_smoothing") if k in config}
 
 
 def load_network(preset: str | os.PathLike) -> ConvFSENet:

@@ -19,6 +19,7 @@ import torch
 from . import stft as S
 from .engine import export_weights
 from .network import ConvFSENet
+from .smoothing import ema, fresh_state
 
 
 class BatchedEngine:
@@ -49,6 +50,7 @@ class BatchedEngine:
         self.g1_mean_w = g1_w / self.window  # the gate's moving average folded into its first layer
         self.compression = net.compression
         self.gain_exponent = net.gain_exponent
+        self.gain_smoothing = net.gain_smoothing
 
     def _gate(self, b: int, x: torch.Tensor) -> torch.Tensor:
         """(T, C) block input -> (T, hidden) float 0/1 mask, from the causal moving average."""
@@ -110,5 +112,7 @@ class BatchedEngine:
             gain = torch.sigmoid(torch.addmm(self.back_b, x, self.back_w.T))  # (T, 257)
             if self.gain_exponent != 1.0:
                 gain = gain**self.gain_exponent
+            if self.gain_smoothing > 0:
+                ema(gain.numpy(), np.float32(self.gain_smoothing), fresh_state(gain.shape[1]))  # in place
             enhanced = S.istft_frames(spec * gain, len(noisy))[0]
         return enhanced.numpy(), masks.numpy()

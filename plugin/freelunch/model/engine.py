@@ -15,6 +15,7 @@ import numpy as np
 
 from . import stft as S
 from .network import ConvFSENet
+from .smoothing import ema, fresh_state
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
@@ -189,6 +190,7 @@ class StreamingEngine:
         self.compression = net.compression
         self.gain_floor = np.float32(gain_floor)
         self.gain_exponent = np.float32(net.gain_exponent)
+        self.gain_smoothing = np.float32(net.gain_smoothing)
         self._window_a = S.analysis_window()
         self._window_s = S.synthesis_window()
         self.reset()
@@ -204,6 +206,7 @@ class StreamingEngine:
         self._dw_hist = np.zeros((self.n_blocks, cfg["hidden"], hist_len), np.float32)
         self._input = np.zeros(S.N_FFT - S.HOP, np.float32)  # previous half frame + pending samples
         self._ola = np.zeros(S.N_FFT - S.HOP, np.float32)
+        self._gain_state = fresh_state(S.N_BINS)
         self._skip = S.N_FFT - S.HOP  # the first frame's left-pad region is not part of the output
         self._delay = DelayLine(self.latency)
         self.frame_index = 0
@@ -225,6 +228,8 @@ class StreamingEngine:
         _run_frames(feats, self.frame_index, self.params, self._ma_hist, self._dw_hist, masks, gains)
         if self.gain_exponent != 1:
             np.power(gains, self.gain_exponent, out=gains)
+        if self.gain_smoothing > 0:
+            ema(gains, self.gain_smoothing, self._gain_state)
         if self.gain_floor > 0:
             np.maximum(gains, self.gain_floor, out=gains)
         out_frames = np.fft.irfft(spec * gains, n=S.N_FFT, axis=-1).astype(np.float32) * self._window_s

@@ -8,6 +8,7 @@ from torch import nn
 
 from . import stft as S
 from .gates import DynCPGate
+from .smoothing import smooth_over_frames
 
 
 @dataclass
@@ -66,7 +67,8 @@ class ConvFSENet(nn.Module):
     ``force_dense=True`` skips them and keeps every channel (the dense warm-up), and
     ``masks`` replaces the gates' decisions (used to check the skipping engine).
     ``gain_exponent`` calibrates the trained mask at inference (eval mode only): the mask is
-    raised to this power, below 1 to suppress less (``recipes/calibrate_gain.py`` picks it).
+    raised to this power, below 1 to suppress less, then averaged over frames with coefficient
+    ``gain_smoothing`` (causal; 0 is off). ``recipes/calibrate_gain.py`` picks both on valid.
     """
 
     def __init__(
@@ -82,17 +84,22 @@ class ConvFSENet(nn.Module):
         gate_temperature: float = 1.0,
         compression: float = 0.3,
         gain_exponent: float = 1.0,
+        gain_smoothing: float = 0.0,
     ):
         super().__init__()
         if not 0.0 < gain_exponent <= 4.0:
             raise ValueError(f"gain_exponent must be in (0, 4], got {gain_exponent}")
+        if not 0.0 <= gain_smoothing < 1.0:
+            raise ValueError(f"gain_smoothing must be in [0, 1), got {gain_smoothing}")
         self.config = dict(
             channels=channels, hidden=hidden, kernel=kernel, dilations=tuple(dilations), stacks=stacks,
             gated=gated, gate_hidden=gate_hidden, gate_window=gate_window,
             gate_temperature=gate_temperature, compression=compression, gain_exponent=gain_exponent,
+            gain_smoothing=gain_smoothing,
         )
         self.compression = compression
         self.gain_exponent = gain_exponent
+        self.gain_smoothing = gain_smoothing
         self.frontend = nn.Conv1d(S.N_BINS, channels, 1)
         self.blocks = nn.ModuleList(
             TCNBlock(channels, hidden, kernel, d) for _ in range(stacks) for d in dilations
@@ -129,6 +136,8 @@ class ConvFSENet(nn.Module):
         gain = torch.sigmoid(self.backend(x))  # (B, 257, T)
         if not self.training and self.gain_exponent != 1.0:
             gain = gain**self.gain_exponent
+        if not self.training and self.gain_smoothing > 0:
+            gain = smooth_over_frames(gain, self.gain_smoothing)
         return gain, GateTrace(torch.stack(all_masks, 1), torch.stack(all_logits, 1))
 
     def forward(

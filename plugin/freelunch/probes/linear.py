@@ -13,6 +13,7 @@ import numba
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from ..model.smoothing import ema, fresh_state
 from .decisions import ProbeStream, VadDecision
 
 TASKS = ("vad", "voiced", "f0_hz", "noise_category", "snr_db", "noise_level_db")
@@ -42,17 +43,6 @@ class Probe:
 
     def scores(self, masks: np.ndarray) -> np.ndarray:
         return weighted_sums(np.ascontiguousarray(masks), self.index, self.coef, self.bias)
-
-
-@numba.njit(cache=True, nogil=True)
-def ema(scores, alpha, state):  # pragma: no cover - compiled
-    """Causal exponential average over frames, in place; ``state`` holds the last output (NaN: none yet)."""
-    for f in range(scores.shape[0]):
-        if not np.isnan(state[0]):
-            for k in range(scores.shape[1]):
-                scores[f, k] = alpha * state[k] + (1.0 - alpha) * scores[f, k]
-        for k in range(scores.shape[1]):
-            state[k] = scores[f, k]
 
 
 class LinearProbes:
@@ -89,7 +79,7 @@ class LinearProbes:
             alpha = self.smoothing.get(task, 0.0)
             if alpha > 0 and len(s):
                 s = np.array(s, np.float32)
-                ema(s, np.float32(alpha), state.setdefault(task, np.full(s.shape[1], np.nan, np.float32)))
+                ema(s, np.float32(alpha), state.setdefault(task, fresh_state(s.shape[1])))
             out[task] = s
         return out
 
