@@ -109,13 +109,7 @@ def test_real_noise_without_speech_is_rarely_called_speech(valid_rows, name):
 
 
 @needs_data
-@pytest.mark.parametrize("name", [
-    "balanced",
-    pytest.param("quality", marks=pytest.mark.xfail(strict=True, reason=(
-        "known limitation (issue 8, item 2, open for quality): with its VAD decision and level-modulation "
-        "veto chosen on valid, quality still calls 0.7 % of the frames of valid noise alone at -30 dBFS "
-        "speech, in one segment of the running tap"))),
-])
+@pytest.mark.parametrize("name", ["balanced", "quality"])
 def test_real_noise_without_speech_gives_no_speech(valid_rows, name):
     """Every noise file of the valid split, 5 s at -30 dBFS RMS, holds no speech segment and no F0."""
     fx = DynCPEnhancer.from_preset(name)

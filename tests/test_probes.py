@@ -237,7 +237,9 @@ def test_vad_clean_up_matches_a_plain_reading(flags, bridge, min_speech):
 
 def test_steady_level_is_vetoed_and_a_moving_one_is_not():
     """The level-modulation veto: the same confident scores are speech where the input level
-    moves (a 4 Hz swing of +-6 dB) and not where it holds still (+-0.3 dB)."""
+    moves (a 4 Hz swing of +-6 dB) and not where it holds still (+-0.3 dB), nor, once the ramp is
+    under half the window, where a steady noise fades in (30 dB over 4 frames, then +-0.3 dB):
+    a standard deviation would read that step as modulation for the whole 64-frame window."""
     n = 300
     probe = {"vad": Probe(np.array([0]), np.full((1, 1), 6.0, np.float32), np.full(1, -3.0, np.float32))}
     probes = LinearProbes(probe, [], decision=VadDecision(0.5, modulation_frames=64, min_modulation_db=1.0))
@@ -246,11 +248,14 @@ def test_steady_level_is_vetoed_and_a_moving_one_is_not():
     moving = probes.predict(masks, (-30 + 6 * swing).astype(np.float32))["vad"]
     steady = probes.predict(masks, (-30 + 0.3 * swing).astype(np.float32))["vad"]
     assert moving[10:].all() and not steady.any()
+    onset = np.concatenate([np.linspace(-60, -30, 4), -30 + 0.3 * swing[4:]]).astype(np.float32)
+    assert not probes.predict(masks, onset)["vad"][8:].any()
     off = LinearProbes(probe, [], decision=VadDecision(0.5)).predict(masks, np.full(n, -30, np.float32))["vad"]
     assert off.all()
     levels = np.random.default_rng(0).uniform(-80, 0, 50)
     spread = _level_spread(levels, 0, 8)
-    assert np.allclose(spread, [levels[max(0, i - 7): i + 1].std() for i in range(50)])
+    windows = [levels[max(0, i - 7): i + 1] for i in range(50)]
+    assert np.allclose(spread, [np.median(np.abs(w - np.median(w))) for w in windows])
     with pytest.raises(ValueError, match="min_modulation_db"):
         VadDecision(0.5, min_modulation_db=-1.0)
     with pytest.raises(ValueError, match="modulation_frames"):

@@ -5,8 +5,8 @@ frames (the network is causal, and the smoothing averages past frames), so frame
 the score of frame t + lag. Then they are decided. The VAD gets three more steps. A frame
 is speech only if the input level moves: speech rises and falls with its syllables, while
 the steady noises that the masks can mistake for speech (a running tap) hardly do; so the
-level's standard deviation over the last ``modulation_frames`` frames (up to frame t + lag)
-must reach ``min_modulation_db``. The first ``startup_frames`` of a stream are never
+level's median absolute deviation over the last ``modulation_frames`` frames (up to frame
+t + lag) must reach ``min_modulation_db``. The first ``startup_frames`` of a stream are never
 speech: the network starts from zero history, and its gates open as if for speech for
 about 14 frames before they settle. Then the VAD's
 speech segments are cleaned up the usual way: gaps between speech shorter than
@@ -110,20 +110,15 @@ MODULATION_FLOOR_DB = -100.0
 
 @numba.njit(cache=True, nogil=True)
 def _level_spread(levels, first, window):  # pragma: no cover - compiled
-    # Per frame from ``first`` on, the standard deviation of the levels in the window ending
-    # there (fewer at a stream's start). A plain loop, so a frame's value does not depend on
-    # how the stream was cut into pushes.
+    # Per frame from ``first`` on, the median absolute deviation of the levels in the window
+    # ending there (fewer at a stream's start). A median, so that one step in level (a noise
+    # that starts, a fade-in) does not read as modulation for a whole window, as it did with
+    # the standard deviation. A plain loop, so a frame's value does not depend on how the
+    # stream was cut into pushes.
     out = np.empty(len(levels) - first)
     for i in range(first, len(levels)):
-        lo = max(0, i - window + 1)
-        mean = 0.0
-        for j in range(lo, i + 1):
-            mean += levels[j]
-        mean /= i + 1 - lo
-        var = 0.0
-        for j in range(lo, i + 1):
-            var += (levels[j] - mean) ** 2
-        out[i - first] = np.sqrt(var / (i + 1 - lo))
+        span = levels[max(0, i - window + 1) : i + 1]
+        out[i - first] = np.median(np.abs(span - np.median(span)))
     return out
 
 
