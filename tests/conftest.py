@@ -75,5 +75,7 @@ def random_preset(tmp_path_factory):
     lags = {"vad": 2, "snr_db": 1}
     LinearProbes(probes, names, {"vad": 0.5, "noise_category": 0.9, "snr_db": 0.8}, decision, lags).save(staging)
     extra = {n: staging / n for n in (LinearProbes.FILE, LinearProbes.META)}
-    presets.save(folder, net, {"name": "random", "target_usage": 0.25}, extra)
+    # a calibrated mask too, so that streaming tests cover the average's state across pushes
+    presets.save(folder, net, {"name": "random", "target_usage": 0.25, "gain_exponent": 0.9, "gain_smoothing": 0.3},
+                 extra)
     return folder
