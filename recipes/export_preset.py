@@ -63,7 +63,6 @@ def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = 
         with open(probes_hparams) as f:
             fit_probes.main(load_hyperpyyaml(f, {"preset": str(preset_folder)}))
     metrics = evaluate_preset(str(preset_folder), split="test", limit=limit)
-    metrics["preset"] = preset_folder.name  # the name from_preset takes, not where it was written
     write_text_atomic(preset_folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     presets.write_checksums(preset_folder)
     return metrics

@@ -79,7 +79,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
     mean = lambda scores: {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}  # noqa: E731
     dense, gated = frame_macs(config)["total"], frame_macs(config, block_usage if config["gated"] else None)["total"]
     report = {
-        "preset": str(preset),
+        "preset": folder.name,  # the name from_preset takes, however the folder was given
         "split": split,
         "mixtures": len(noisy_scores),
         "noisy": mean(noisy_scores),
