@@ -55,8 +55,9 @@ class DynCPEnhancer:
     ``min_silence_ms`` filled and runs shorter than ``min_speech_ms`` dropped (None: the
     preset's values, chosen on valid data; 0: off). The preset may also veto speech where the
     input level holds still: its median absolute deviation over the last
-    ``decision.modulation_frames`` frames must reach ``vad_min_modulation_db`` (None: the preset's; 0: off), since syllables
-    move the level of speech and steady noises (a running tap) hardly move it. The preset may
+    ``decision.modulation_frames`` frames must reach ``vad_min_modulation_db`` (None: the
+    preset's; 0: off), since syllables move the level of speech and steady noises (a running
+    tap) hardly move it. The preset may
     also hold the first frames of a stream as no speech while the network settles
     (``decision.startup_frames``). The
     clean-up looks ahead, and each property is aligned with the frames it describes (the
