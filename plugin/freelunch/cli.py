@@ -56,7 +56,7 @@ def vad_options(command):
         click.option("--min-speech-ms", type=float, default=None, help="Drop speech runs shorter than this (0: off)."),
         click.option("--min-silence-ms", type=float, default=None, help="Fill gaps in speech shorter than this (0: off)."),
         click.option("--vad-min-modulation-db", type=float, default=None,
-                     help="Least input level swing (std, dB) that can be speech (0: off)."),
+                     help="Least input level swing (median absolute deviation, dB) that can be speech (0: off)."),
     ]
     for option in reversed(options):
         command = option(command)
