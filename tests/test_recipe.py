@@ -194,5 +194,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     assert (folder / LinearProbes.FILE).read_bytes() == before
     assert again["vad_decision"] == LinearProbes.load(folder).decision.as_dict()
     assert again["lag_frames"] == LinearProbes.load(folder).lags and set(again["lag_frames"]) == set(again["smoothing"])
-    assert len(again["vad_decision_trials"]) == 4 * 4 * 3 * 5 + 4 * (1 + 3 * 5)  # clean-up, then the veto
+    thresholds, vetoes = len(hp["vad_threshold_grid"]), len(hp["vad_modulation_frames_grid"]) * len(hp["vad_min_modulation_db_grid"])
+    clean_ups = len(hp["vad_startup_frames_grid"]) * len(hp["vad_bridge_frames_grid"]) * len(hp["vad_min_speech_frames_grid"])
+    assert len(again["vad_decision_trials"]) == thresholds * clean_ups + thresholds * (1 + vetoes)  # clean-up, then the veto
     presets.verify(folder)
