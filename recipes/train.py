@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from hyperpyyaml import load_hyperpyyaml
 
 from freelunch import data, metrics
-from freelunch.model.losses import liveness_loss, se_loss, sparsity_loss
+from freelunch.model.losses import liveness_loss, pesq_loss, se_loss, si_sdr_loss, sparsity_loss
 from freelunch.model.stft import HOP
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.joint import JointHeads, crop_targets, frame_targets, joint_loss, silence_span
@@ -52,6 +52,10 @@ class EnhanceBrain(sb.Brain):
         clean, _ = batch.clean
         se = se_loss(enhanced_spec, clean, self.hparams.compression, self.hparams.complex_weight)
         loss = se
+        if self.hparams.pesq_weight > 0:
+            loss = loss + self.hparams.pesq_weight * pesq_loss(enhanced, clean)
+        if self.hparams.si_sdr_weight > 0:
+            loss = loss + self.hparams.si_sdr_weight * si_sdr_loss(enhanced, clean)
         if self.hparams.gated and not self.dense_phase:
             loss = loss + self.hparams.sparsity_weight * sparsity_loss(trace.masks, self.phi, self.hparams.usage_scope)
             if self.hparams.liveness_weight > 0:

@@ -105,12 +105,12 @@ def test_debug_training_runs_end_to_end(tmp_path):
     assert "valid pesq" in (tmp_path / "run" / "train_log.txt").read_text()
 
 
-def test_joint_and_liveness_losses_run_end_to_end(tmp_path):
-    """Probe heads on the masks and the liveness loss beside the SE loss; F0 targets come from
-    (and fill) the harvest cache."""
+def test_optional_losses_run_end_to_end(tmp_path):
+    """Probe heads on the masks, the liveness loss, and the PESQ and SI-SDR terms beside the SE
+    loss; F0 targets come from (and fill) the harvest cache."""
     cache = tmp_path / "targets"
     args = train_cmd(tmp_path / "run", "--debug", "--debug_epochs", "1", "--debug_batches", "1", "--joint_weight", "0.1",
-                     "--liveness_weight", "0.1", "--dense_warmup_epochs", "0", "--usage_ramp_epochs", "0", "--target_cache", str(cache))
+                     "--liveness_weight", "0.1", "--pesq_weight", "0.1", "--si_sdr_weight", "0.02", "--dense_warmup_epochs", "0", "--usage_ramp_epochs", "0", "--target_cache", str(cache))
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "valid pesq" in (tmp_path / "run" / "train_log.txt").read_text()

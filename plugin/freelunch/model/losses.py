@@ -1,6 +1,8 @@
 """Training losses: the SE loss of Conv-FSENet and the DynCP gate-sparsity loss."""
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import stft as S
@@ -36,6 +38,41 @@ def se_loss(
     complex_term = (t_c - e_c).abs().pow(2).mean()
     magnitude_term = (t_mag - e_mag).pow(2).mean()
     return complex_weight * complex_term + (1 - complex_weight) * magnitude_term
+
+
+@functools.cache
+def _pesq_model(device: str) -> torch.nn.Module:
+    try:
+        from torch_pesq import PesqLoss
+    except ImportError as err:  # the recipe's extra, not the plugin's
+        raise ImportError("pesq_weight > 0 needs torch-pesq: pip install 'freelunch[train]'") from err
+    return PesqLoss(1.0, sample_rate=S.SAMPLE_RATE).to(device)
+
+
+def pesq_loss(enhanced: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """A differentiable PESQ disturbance (torch-pesq, ITU P.862 without time alignment), mean
+    over the batch: 0.1 d_sym + 0.0309 d_asym, the raw MOS's distance below 4.5.
+
+    The spectral loss above weighs every bin alike, and at the end of training ``dense`` and
+    ``balanced`` had the same losses but PESQ-WB 0.1 apart. This term sees what PESQ sees:
+    loudness on a Bark scale, and added noise weighted more than removed speech. On 40 valid
+    mixtures (noisy and enhanced) its MOS follows PESQ-WB with a Pearson r of 0.9995.
+    ``enhanced``, ``clean``: (B, samples); ``clean`` must not be silent (PESQ levels by it).
+    """
+    return _pesq_model(str(enhanced.device))(clean, enhanced).mean().to(enhanced.dtype)
+
+
+def si_sdr_loss(enhanced: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Negative scale-invariant SDR in dB, mean over the batch.
+
+    PESQ forgives a fixed filter (it equalises the long-term band levels before comparing),
+    so the PESQ term alone thinned 100–300 Hz by 4–10 dB. SI-SDR pins the waveform, and
+    with it the spectral balance. ``enhanced``, ``clean``: (B, samples).
+    """
+    scale = (enhanced * clean).sum(-1, keepdim=True) / clean.pow(2).sum(-1, keepdim=True).clamp(min=1e-10)
+    target = scale * clean
+    ratio = target.pow(2).sum(-1) / (enhanced - target).pow(2).sum(-1).clamp(min=1e-10)
+    return -10 * torch.log10(ratio.clamp(min=1e-10)).mean()
 
 
 def sparsity_loss(masks: torch.Tensor, target_usage: float, scope: str = "block") -> torch.Tensor:
