@@ -1,4 +1,4 @@
-"""Training losses: the SE loss of Conv-FSENet and the DynCP gate-sparsity loss."""
+"""Training losses: the SE loss of Conv-FSENet, the DynCP gate-sparsity and liveness losses, and the optional PESQ and SI-SDR terms."""
 from __future__ import annotations
 
 import functools
