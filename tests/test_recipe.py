@@ -198,3 +198,29 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     clean_ups = len(hp["vad_startup_frames_grid"]) * len(hp["vad_bridge_frames_grid"]) * len(hp["vad_min_speech_frames_grid"])
     assert len(again["vad_decision_trials"]) == thresholds * clean_ups + thresholds * (1 + vetoes)  # clean-up, then the veto
     presets.verify(folder)
+
+
+def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
+    """The most accurate threshold calls a noise clip speech; with that clip as a constraint the
+    tuning takes the stricter threshold, and without it the more accurate one."""
+    from fit_probes import tune_vad_decision
+    from freelunch.probes.linear import LinearProbes
+
+    truth = np.zeros(100, bool)
+    truth[20:80] = True
+    logits = np.where(truth, 3.0, -3.0).astype(np.float32)
+    logits[20:26] = 0.4  # faint speech onset: probability 0.6
+    noise = np.full(100, -3.0, np.float32)
+    noise[30:60] = 0.4  # a noise the probe half believes
+    level = np.full(100, -20.0, np.float32)
+    mixtures = [({"vad": logits[:, None]}, level, {"vad": truth})]
+    hp = {"vad_threshold_grid": [0.5, 0.7], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1, 8],
+          "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5]}
+    probes = LinearProbes({}, [])
+    free, _ = tune_vad_decision(hp, probes, mixtures)
+    assert free.threshold == 0.5
+    constrained, trials = tune_vad_decision(hp, probes, mixtures, [({"vad": noise[:, None]}, level)])
+    assert constrained.threshold == 0.7 and constrained.min_modulation_db == 0.0
+    chosen = [t for t in trials if t["threshold"] == 0.7 and t["min_modulation_db"] == 0.0]
+    assert chosen[0]["noise_alone_with_speech"] == 0 and chosen[0]["valid_accuracy"] == pytest.approx(0.94)
+    assert max(t["valid_accuracy"] for t in trials) == pytest.approx(1.0)
