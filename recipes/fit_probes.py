@@ -39,6 +39,11 @@ def category_names(rows: list[dict]) -> list[str]:
     return sorted({r["category"] for r in rows if r["kind"] == "noise"})
 
 
+def at_level(x: np.ndarray, level_db: float) -> np.ndarray:
+    """``x`` scaled to an RMS of ``level_db`` dBFS, as float32."""
+    return (x * (10 ** (level_db / 20) / data.rms(x))).astype(np.float32)
+
+
 def no_speech_clips(hp, bank: data.NoiseBank, rng) -> list[dict]:
     """Every noise file of the split alone at a random level, and digital silence. Without
     these the probes only ever see speech mixtures, and call silence speech."""
@@ -46,8 +51,7 @@ def no_speech_clips(hp, bank: data.NoiseBank, rng) -> list[dict]:
     silence = np.zeros(length, np.float32)
     clips = [dict(noisy=silence, clean=silence, noise=silence, category="") for _ in range(hp["silence_clips"])]
     for audio, row in zip(bank.audio, bank.rows):
-        noise = data.crop(audio, length, rng)
-        noise = (noise * (10 ** (rng.uniform(*hp["no_speech_level_db"]) / 20) / data.rms(noise))).astype(np.float32)
+        noise = at_level(data.crop(audio, length, rng), rng.uniform(*hp["no_speech_level_db"]))
         clips.append(dict(noisy=noise, clean=silence, noise=noise, category=row["category"]))
     return clips
 
@@ -132,10 +136,17 @@ def select(task, hp, x, y, xv, yv, full) -> tuple[list, np.ndarray, tuple]:
     return curve, ranking, chosen
 
 
+def stream_scores(engine, probes: LinearProbes, noisy: np.ndarray, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's first ``frames`` raw scores and input levels, from a fresh stream as the effect runs it."""
+    from freelunch.evaluate import engine_frames
+
+    masks, level_db = engine_frames(engine, noisy)
+    return probes.scores(masks[:frames]), level_db[:frames]
+
+
 def valid_sequences(hp, net, probes: LinearProbes, rows, names) -> list[tuple]:
     """Whole valid clips, scored as the effect scores them: every utterance mixed
     ``valid_draws`` times and the clips without speech. Each is (raw scores, input level, targets)."""
-    from freelunch.evaluate import engine_frames
     from freelunch.model import StreamingEngine
 
     engine = StreamingEngine(net)
@@ -151,28 +162,20 @@ def valid_sequences(hp, net, probes: LinearProbes, rows, names) -> list[tuple]:
     sequences = []
     for mixture, clean in clips:
         targets = mixture_targets(mixture, names, clean)
-        frames = len(targets["vad"])
-        masks, level_db = engine_frames(engine, mixture["noisy"])
-        sequences.append((probes.scores(masks[:frames]), level_db[:frames], targets))
+        sequences.append((*stream_scores(engine, probes, mixture["noisy"], len(targets["vad"])), targets))
     return sequences
 
 
 def noise_alone_clips(hp, net, probes: LinearProbes, rows) -> list[tuple]:
     """Every valid noise file alone, its first ``no_speech_seconds`` at each RMS level of
     ``vad_no_speech_levels_db``, scored as the effect scores them: (raw scores, input level)."""
-    from freelunch.evaluate import engine_frames
     from freelunch.model import StreamingEngine
 
     engine = StreamingEngine(net)
     length = int(hp["no_speech_seconds"] * data.SAMPLE_RATE)
-    clips = []
-    for row in data.split_rows(rows, "valid")[1]:
-        noise = data.load(row["path"])[:length]
-        for level_db in hp["vad_no_speech_levels_db"]:
-            masks, level = engine_frames(engine, (noise * (10 ** (level_db / 20) / data.rms(noise))).astype(np.float32))
-            frames = n_frames(len(noise))
-            clips.append((probes.scores(masks[:frames]), level[:frames]))
-    return clips
+    noises = [data.load(row["path"])[:length] for row in data.split_rows(rows, "valid")[1]]
+    return [stream_scores(engine, probes, at_level(noise, level_db), n_frames(len(noise)))
+            for noise in noises for level_db in hp["vad_no_speech_levels_db"]]
 
 
 def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: dict, lags: dict) -> dict[str, np.ndarray]:
@@ -218,11 +221,11 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences, noise_alone=()) -> tu
     vad_only = [({"vad": raw["vad"]}, level_db, targets) for raw, level_db, targets in sequences]
     trials = []
     keys = ("valid_accuracy", "noise_alone_with_speech")
+    smoothing, lags = {"vad": probes.smoothing.get("vad", 0.0)}, {"vad": probes.lags.get("vad", 0)}
 
     def best_of(decisions, tie_break):
         scored = []
         for decision in decisions:
-            smoothing, lags = {"vad": probes.smoothing.get("vad", 0.0)}, {"vad": probes.lags.get("vad", 0)}
             speech = decide(probes, vad_only, decision, smoothing, lags)["vad"]
             alarms = sum(decide(probes, [({"vad": raw["vad"]}, level_db, None)], decision, smoothing, lags)["vad"].any()
                          for raw, level_db in noise_alone)
