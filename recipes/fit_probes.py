@@ -28,6 +28,7 @@ from freelunch import data, presets
 from freelunch.export.common import write_text_atomic
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.features import extract
+from freelunch.probes.level import LEVEL_FEATURES, frame_level_db, level_features
 from freelunch.probes.decisions import VadDecision
 from freelunch.probes.linear import CLASSIFIERS, TASKS, LinearProbes, Probe
 from freelunch.probes.scoring import score_task
@@ -57,20 +58,21 @@ def no_speech_clips(hp, bank: data.NoiseBank, rng) -> list[dict]:
 
 
 def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict, dict]:
-    """Sampled frames of one split: features {type: (N, D)} and targets {task: (N,)}."""
+    """Sampled frames of one split: features {type: (N, D)}, with the input-level features as
+    "levels", and targets {task: (N,)}."""
     speech, noise = data.split_rows(rows, split)
     speech = speech[: hp["max_utterances"]]
     bank = data.NoiseBank(noise)
-    feats, targets = {t: [] for t in types}, {t: [] for t in TASKS}
+    feats, targets = {t: [] for t in [*types, "levels"]}, {t: [] for t in TASKS}
 
     def keep_frames(mixture, clean):
         tg = mixture_targets(mixture, names, clean)
-        ft = extract(net, mixture["noisy"], types)
+        ft = {**extract(net, mixture["noisy"], types), "levels": level_features(frame_level_db(mixture["noisy"]))}
         frames = len(tg["vad"])
         start = np.arange(min(hp["startup_frames"], frames))
         rest = rng.choice(frames - len(start), min(hp["frames_per_mixture"], frames - len(start)), replace=False)
         keep = np.concatenate([start, len(start) + rest])
-        for t in types:
+        for t in feats:
             feats[t].append(ft[t][keep])
         for t in TASKS:
             targets[t].append(tg[t][keep])
@@ -110,26 +112,31 @@ def fit(task, hp, x, y, xv, yv, grid=None):
 
 
 def to_probe(task, model, scaler, index, n_classes) -> Probe:
-    """Fold standardisation into weights: w·(x-μ)/σ + b = Σ (w/σ)·x + (b - Σ w·μ/σ)."""
-    coef = np.atleast_2d(model.coef_).T / scaler.scale_[:, None]  # (C, K')
+    """Fold standardisation into weights: w·(x-μ)/σ + b = Σ (w/σ)·x + (b - Σ w·μ/σ). Columns
+    after the ``index`` masks are input-level features."""
+    coef = np.atleast_2d(model.coef_).T / scaler.scale_[:, None]  # (C + levels, K')
     bias = np.atleast_1d(model.intercept_) - (scaler.mean_[:, None] * coef).sum(0)
     if task == "noise_category":  # classes missing from training get a score that never wins
-        full_coef = np.zeros((len(index), n_classes))
+        full_coef = np.zeros((len(coef), n_classes))
         full_bias = np.full(n_classes, -1e4)
         full_coef[:, model.classes_] = coef
         full_bias[model.classes_] = bias
         coef, bias = full_coef, full_bias
-    return Probe(np.asarray(index, np.int64), coef.astype(np.float32), bias.astype(np.float32))
+    coef, level_coef = coef[: len(index)], coef[len(index):]
+    return Probe(np.asarray(index, np.int64), coef.astype(np.float32), bias.astype(np.float32),
+                 level_coef.astype(np.float32) if len(level_coef) else None)
 
 
-def select(task, hp, x, y, xv, yv, full) -> tuple[list, np.ndarray, tuple]:
-    """Score against feature count (refits keep the full probe's regularisation); return the
-    curve, the ranking and the fit at C*, the smallest count within ``saturation`` of the full probe."""
-    weights = np.abs(np.atleast_2d(full[1].coef_)).sum(0)
+def select(task, hp, x, y, xv, yv, full, levels, levels_valid) -> tuple[list, np.ndarray, tuple]:
+    """Score against mask feature count, the input-level features always kept (refits keep the
+    full probe's regularisation); return the curve, the ranking of the masks and the fit at
+    C*, the smallest count within ``saturation`` of the full probe."""
+    weights = np.abs(np.atleast_2d(full[1].coef_)).sum(0)[: x.shape[1]]
     ranking = np.argsort(-weights)
     curve, chosen = [], None
     for k in [k for k in hp["feature_counts"] if k < x.shape[1]] + [x.shape[1]]:
-        sub = full if k == x.shape[1] else fit(task, hp, x[:, ranking[:k]], y, xv[:, ranking[:k]], yv, [full[3]])
+        sub = full if k == x.shape[1] else fit(task, hp, np.hstack([x[:, ranking[:k]], levels]), y,
+                                               np.hstack([xv[:, ranking[:k]], levels_valid]), yv, [full[3]])
         curve.append({"features": k, "valid_score": float(sub[0])})
         if chosen is None and sub[0] >= full[0] - hp["saturation"]:
             chosen = (k, sub)
@@ -259,14 +266,23 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
     for task in TASKS:
         tr, va = task_rows(task, ytr[task]), task_rows(task, yva[task])
         y, yv = ytr[task][tr], yva[task][va]
-        full = fit(task, hp, xtr["masks"][tr], y, xva["masks"][va], yv)
-        curve, ranking, (c_star, chosen) = select(task, hp, xtr["masks"][tr], y, xva["masks"][va], yv, full)
+        reads_levels = task in hp["level_tasks"]
+        levels, levels_valid = (x["levels"][rows] if reads_levels else x["levels"][rows, :0]
+                                for x, rows in ((xtr, tr), (xva, va)))
+        full = fit(task, hp, np.hstack([xtr["masks"][tr], levels]), y, np.hstack([xva["masks"][va], levels_valid]), yv)
+        curve, ranking, (c_star, chosen) = select(task, hp, xtr["masks"][tr], y, xva["masks"][va], yv, full,
+                                                  levels, levels_valid)
         probes[task] = to_probe(task, chosen[1], chosen[2], ranking[:c_star], len(names))
         sub = rng.choice(tr.sum(), min(hp["compare_frames"], tr.sum()), replace=False)
         comparison = {t: float(fit(task, hp, xtr[t][tr][sub], y[sub], xva[t][va], yv)[0]) for t in hp["compare_types"]}
+        if reads_levels:  # what the level features add to the masks, and what they do alone
+            comparison["masks_and_levels"] = float(fit(task, hp, np.hstack([xtr["masks"][tr][sub], levels[sub]]), y[sub],
+                                                       np.hstack([xva["masks"][va], levels_valid]), yv)[0])
+            comparison["levels"] = float(fit(task, hp, levels[sub], y[sub], levels_valid, yv)[0])
         report["tasks"][task] = {
             "metric": "accuracy" if task in CLASSIFIERS else "r2",
             "valid_score_full": float(full[0]),
+            "input_level_features": list(LEVEL_FEATURES) if reads_levels else [],
             "c_star": int(c_star),
             "valid_score_c_star": float(chosen[0]),
             "selection_curve": curve,

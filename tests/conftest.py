@@ -22,6 +22,25 @@ def pytest_collection_modifyitems(items):
                 del sys.modules[name]
 
 
+# Columns that read the input level (SNR, noise level) follow the resampled audio, which a
+# stream's chunking changes by float rounding (at 16 kHz they are identical too). The other
+# columns come from binary masks and thresholds, and must be identical.
+LEVEL_COLUMNS = ("snr_db", "noise_level_db")
+
+
+def assert_same_track(actual: dict, expected: dict, frames: int | None = None) -> None:
+    """Two property tracks (``PropertyTrack.to_dict()``) agree on their first ``frames``."""
+    assert set(expected) <= set(actual)
+    for key, column in expected.items():
+        got, want = np.asarray(actual[key]), np.asarray(column)
+        if got.ndim:  # a column, not the track's hop or names
+            got, want = got[:frames], want[:frames]
+        if key in LEVEL_COLUMNS:
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-3, err_msg=key)
+        else:
+            np.testing.assert_array_equal(got, want, err_msg=key)
+
+
 def make_net(gated: bool = True, usage_bias: float = 0.0, seed: int = 0) -> ConvFSENet:
     """A random eval-mode network whose BatchNorm statistics are not the identity.
 
@@ -56,6 +75,7 @@ def random_preset(tmp_path_factory):
     """A preset folder holding random weights and random probes: tests the mechanics only."""
     from freelunch import presets
     from freelunch.probes.decisions import VadDecision
+    from freelunch.probes.level import LEVEL_FEATURES
     from freelunch.probes.linear import LinearProbes, Probe, TASKS
 
     folder = tmp_path_factory.mktemp("presets") / "random"
@@ -67,6 +87,8 @@ def random_preset(tmp_path_factory):
         k = len(names) if task == "noise_category" else 1
         index = np.sort(rng.choice(9 * 256, 64, replace=False))
         probes[task] = Probe(index, rng.standard_normal((64, k)).astype(np.float32), np.zeros(k, np.float32))
+    for task in ("snr_db", "noise_level_db"):  # as the shipped ones, reading the input level too
+        probes[task].level_coef = rng.standard_normal((len(LEVEL_FEATURES), 1)).astype(np.float32)
     staging = tmp_path_factory.mktemp("staging")
     # a VAD decision that looks ahead (4 + 6 - 2 frames), and lags (2 more), so the mechanics
     # tests cover the held frames, and the level-modulation veto's window across pushes

@@ -13,6 +13,7 @@ from freelunch.probes.features import stack_previous
 from freelunch.probes.decisions import SILENCE_DB, VadDecision, _level_spread, clean_runs
 from hypothesis import given
 from hypothesis import strategies as st
+from freelunch.probes.level import LEVEL_FEATURES, LevelFeatures, level_features
 from freelunch.probes.linear import LinearProbes, Probe, weighted_sums
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
@@ -77,6 +78,46 @@ def test_weighted_sums_equal_sklearn_predictions():
     assert (scores.argmax(1) == logistic.predict(scaler.transform(x))).all()
 
 
+def test_level_terms_equal_sklearn_predictions_on_masks_and_levels():
+    """A probe reading the input level predicts what scikit-learn predicts from the selected
+    masks and the level features side by side, when the stream computes those features."""
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import StandardScaler
+
+    from fit_probes import to_probe
+
+    rng = np.random.default_rng(5)
+    masks = rng.random((600, 1, 40)) < 0.3
+    level_db = np.cumsum(rng.normal(0, 2, 600)).astype(np.float32) - 40
+    index = np.array([1, 7, 30])
+    x = np.hstack([masks[:, 0, index], level_features(level_db)])
+    y = x @ np.array([3.0, -1.0, 2.0, 0.5, 0.8]) + rng.standard_normal(600)
+    scaler = StandardScaler().fit(x)
+    ridge = Ridge(alpha=1.0).fit(scaler.transform(x), y)
+    probe = to_probe("noise_level_db", ridge, scaler, index, 1)
+    assert probe.level_coef.shape == (len(LEVEL_FEATURES), 1)
+    probes = LinearProbes({"noise_level_db": probe}, [])
+    predicted = probes.predict(masks, level_db)["noise_level_db"]
+    np.testing.assert_allclose(predicted, ridge.predict(scaler.transform(x)), atol=1e-3)
+    with pytest.raises(ValueError, match="level_db"):
+        probes.predict(masks)
+
+
+def test_level_floor_follows_the_noise_under_speech():
+    """The floor reads the noise between syllables, not the speech over it; streams exactly;
+    digital silence sits at the targets' floor, not at -200 dB."""
+    bursts = np.tile(np.r_[np.full(60, -12.0), np.full(25, -45.0)], 6).astype(np.float32)  # speech, 400-ms pauses
+    features = level_features(bursts)
+    assert (features[:, 0] == bursts).all()
+    assert features[85:, 1].max() < -40 and features[85:, 1].min() > -46
+    assert features[5, 1] > -20  # no pause yet: no floor below the speech to read
+    silent = level_features(np.full(50, -200.0, np.float32))
+    assert (silent == T.LEVEL_FLOOR_DB).all()
+    stream = LevelFeatures()
+    pieces = np.concatenate([stream.push(bursts[a:b]) for a, b in [(0, 1), (1, 130), (130, 131), (131, 510)]])
+    np.testing.assert_allclose(pieces, features, atol=1e-4)
+
+
 def test_weighted_sums_add_only_active_channels():
     masks = np.zeros((2, 10), bool)
     masks[1, [2, 5]] = True
@@ -95,13 +136,18 @@ def test_adds_count_active_selected_channels_times_outputs():
 
 
 def test_probe_files_round_trip(tmp_path):
-    probes = {"vad": Probe(np.array([1, 4]), np.ones((2, 1), np.float32), np.full(1, -0.5, np.float32))}
+    probes = {"vad": Probe(np.array([1, 4]), np.ones((2, 1), np.float32), np.full(1, -0.5, np.float32)),
+              "snr_db": Probe(np.array([2]), np.ones((1, 1), np.float32), np.zeros(1, np.float32),
+                              np.array([[1.0], [-1.0]], np.float32))}
     LinearProbes(probes, ["rain"]).save(tmp_path)
     back = LinearProbes.load(tmp_path)
-    assert back.category_names == ["rain"]
+    assert back.category_names == ["rain"] and back.probes["vad"].level_coef is None
     masks = np.zeros((3, 1, 8), bool)
     masks[1, 0, 4] = True
-    assert back.predict(masks)["vad"].tolist() == [False, True, False]
+    level_db = np.full(3, -20.0, np.float32)
+    columns = back.predict(masks, level_db)
+    assert columns["vad"].tolist() == [False, True, False]
+    np.testing.assert_allclose(columns["snr_db"], 0.0, atol=1e-5)  # level - floor of a steady level
 
 
 def test_frames_below_the_silence_floor_are_never_speech():
@@ -284,7 +330,7 @@ def test_a_lag_takes_the_score_of_a_later_frame():
     min_speech=st.integers(1, 24),
     startup=st.integers(0, 30),
     alpha=st.sampled_from([0.0, 0.8]),
-    lags=st.dictionaries(st.sampled_from(["vad", "voiced", "f0_hz"]), st.integers(0, 6)),
+    lags=st.dictionaries(st.sampled_from(["vad", "voiced", "f0_hz", "snr_db"]), st.integers(0, 6)),
     # wild levels, and steady ones whose spread lies near the veto's minima
     levels=st.lists(st.floats(-130, 0) | st.just(-np.inf), min_size=160, max_size=160)
     | st.lists(st.floats(-22, -18), min_size=160, max_size=160),
@@ -297,6 +343,8 @@ def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech
     masks[:, 0, 0] = mask
     probe = {t: Probe(np.array([0]), np.full((1, 1), 3.0, np.float32), np.full(1, -1.5, np.float32))
              for t in ("vad", "voiced", "f0_hz")}
+    probe["snr_db"] = Probe(np.array([0]), np.ones((1, 1), np.float32), np.zeros(1, np.float32),
+                            np.array([[1.0], [-1.0]], np.float32))  # reads the level and its floor
     decision = VadDecision(0.5, bridge, min_speech, startup, *modulation)
     probes = LinearProbes(probe, [], {"vad": alpha}, decision, lags)
     level_db = np.array(levels[: len(scores)], np.float32)
@@ -314,6 +362,7 @@ def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech
     for key in ("vad", "voiced", "f0_hz"):
         joined = np.concatenate([p[key] for p in pieces if key in p])
         np.testing.assert_array_equal(joined, whole[key])
+    np.testing.assert_allclose(np.concatenate([p["snr_db"] for p in pieces if "snr_db" in p]), whole["snr_db"], atol=1e-4)
     assert np.concatenate([p["times"] for p in pieces if "times" in p]).tolist() == list(range(len(scores)))
     assert not whole["voiced"][~whole["vad"]].any() and np.isnan(whole["f0_hz"][~whole["voiced"]]).all()
     assert not whole["vad"][:startup].any()

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import assert_same_track
 from freelunch.cli import main
 from freelunch.effect import DynCPEnhancer
 
@@ -108,16 +109,13 @@ def test_streaming_equals_one_call_for_any_split(fx, rate, channels, length, cut
     np.testing.assert_allclose(streamed[:, lat:], whole[:, : max(length - lat, 0)], atol=1e-4)
     np.testing.assert_array_equal(streamed[:, : min(lat, length) // 2], 0)
     # The streamed track holds the frames seen so far: the one-shot track's first frames, identically.
-    n = len(fx.properties.times)
-    for key in ("times", "usage", "vad", "noise_category", "snr_db"):
-        assert np.array_equal(np.asarray(fx.properties.to_dict()[key][:n]), np.asarray(whole_track[key][:n]), equal_nan=True)
+    assert_same_track(fx.properties.to_dict(), whole_track, frames=len(fx.properties.times))
     # Ending the stream gives the rest of the signal, and the whole track.
     ended = np.concatenate([streamed, fx.end_stream()], axis=1)
     np.testing.assert_allclose(ended[:, lat:], whole, atol=1e-4)
     ended_track = fx.properties.to_dict()
     assert ended_track.keys() == whole_track.keys()
-    for key, column in whole_track.items():
-        np.testing.assert_array_equal(np.asarray(ended_track[key]), np.asarray(column), err_msg=key)
+    assert_same_track(ended_track, whole_track)
     if channels_last and channels > 1 and length > channels:
         np.testing.assert_allclose(fx.process(x.T, rate), whole.T, atol=1e-6)
 

@@ -1,6 +1,7 @@
 """From the probes' scores to the track's columns, one stream at a time.
 
-Scores are smoothed causally, then aligned: each task's answer trails the signal by a few
+Probes that read the input level get their level terms first (``level.py``). Scores are
+smoothed causally, then aligned: each task's answer trails the signal by a few
 frames (the network is causal, and the smoothing averages past frames), so frame t takes
 the score of frame t + lag. Then they are decided. The VAD gets three more steps. A frame
 is speech only if the input level moves: speech rises and falls with its syllables, while
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+
+from .level import LevelFeatures
 
 if TYPE_CHECKING:
     from .linear import LinearProbes
@@ -144,6 +147,7 @@ class ProbeStream:
         self.lags = probes.lags if smooth else {}
         self._max_lag = probes.max_lag if smooth else 0
         self._smoothing: dict = {}
+        self._level_features = LevelFeatures()
         # Frames pushed but not yet aligned: smoothed scores, input level, extra columns.
         self._scores: dict[str, np.ndarray] = {}
         self._level = np.zeros(0, np.float32)
@@ -170,7 +174,11 @@ class ProbeStream:
 
     def push_scores(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None,
                     **extra: np.ndarray) -> dict[str, np.ndarray]:
-        """As ``push``, from the probes' raw scores."""
+        """As ``push``, from the probes' raw scores (the masks' part: this adds the level terms)."""
+        if self.probes.reads_levels:
+            if level_db is None:
+                raise ValueError("these probes read the input level: pass level_db with the scores")
+            scores = self.probes.with_levels(scores, self._level_features.push(level_db[: len(next(iter(scores.values())))]))
         if self.smooth:
             scores = self.probes.smooth(scores, self._smoothing)
         n = len(next(iter(scores.values())))

@@ -1,7 +1,9 @@
 """Run-time probes: with binary gate masks a linear prediction is ``bias + Σ coef[active]``.
 
 Standardisation is folded into the coefficients when the probes are fitted, so at run time
-each task costs one add per active selected channel per output, and no scikit-learn.
+each task costs one add per active selected channel per output, and no scikit-learn. A probe
+may also weigh the stream's input-level features (``probes/level.py``): two multiply-adds
+per output.
 """
 from __future__ import annotations
 
@@ -40,9 +42,19 @@ class Probe:
     index: np.ndarray  # (C,) int64: selected mask features (block * hidden + channel)
     coef: np.ndarray  # (C, K) float32, standardisation folded in
     bias: np.ndarray  # (K,) float32
+    level_coef: np.ndarray | None = None  # (len(LEVEL_FEATURES), K) float32, or None: masks only
 
     def scores(self, masks: np.ndarray) -> np.ndarray:
+        """The masks' part of the prediction; the stream adds ``level_terms``."""
         return weighted_sums(np.ascontiguousarray(masks), self.index, self.coef, self.bias)
+
+    def level_terms(self, features: np.ndarray) -> np.ndarray:
+        """features (F, len(LEVEL_FEATURES)) -> (F, K). Summed feature by feature, not as a
+        matrix product, whose rounding would depend on how a stream is split."""
+        terms = np.zeros((len(features), self.level_coef.shape[1]), np.float32)
+        for feature, coef in zip(features.T, self.level_coef):
+            terms += feature[:, None] * coef
+        return terms
 
 
 class LinearProbes:
@@ -69,6 +81,15 @@ class LinearProbes:
             raise ValueError(f"probe lags must be whole numbers of frames >= 0, got {self.lags}")
 
     @property
+    def reads_levels(self) -> bool:
+        return any(p.level_coef is not None for p in self.probes.values())
+
+    def with_levels(self, scores: dict[str, np.ndarray], features: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw scores plus each probe's input-level terms; ``features`` from ``LevelFeatures``."""
+        return {task: s if self.probes[task].level_coef is None else s + self.probes[task].level_terms(features)
+                for task, s in scores.items()}
+
+    @property
     def max_lag(self) -> int:
         return max(self.lags.values(), default=0)
 
@@ -90,9 +111,11 @@ class LinearProbes:
 
     def adds(self, masks: np.ndarray) -> dict[str, np.ndarray]:
         """masks (F, blocks, hidden) -> adds per frame of each task's weighted sums: one per
-        active selected channel and output (a noise-category channel adds to 13 sums)."""
+        active selected channel and output (a noise-category channel adds to 13 sums), plus
+        one multiply-add per input-level feature and output."""
         flat = masks.reshape(len(masks), -1)
-        return {name: flat[:, p.index].sum(axis=1) * p.coef.shape[1] for name, p in self.probes.items()}
+        return {name: (flat[:, p.index].sum(axis=1) + (0 if p.level_coef is None else len(p.level_coef)))
+                * p.coef.shape[1] for name, p in self.probes.items()}
 
     def stream(self, decision: VadDecision | None = None, smooth: bool = True) -> ProbeStream:
         """A new stream's decisions, with the preset's VAD decision unless one is given."""
@@ -109,6 +132,8 @@ class LinearProbes:
             tensors[f"{name}.index"] = p.index.astype(np.int64)
             tensors[f"{name}.coef"] = p.coef.astype(np.float32)
             tensors[f"{name}.bias"] = p.bias.astype(np.float32)
+            if p.level_coef is not None:
+                tensors[f"{name}.level_coef"] = p.level_coef.astype(np.float32)
         save_file(tensors, str(Path(folder) / self.FILE))
         meta = {"tasks": list(self.probes), "category_names": self.category_names, "smoothing": self.smoothing,
                 "lag_frames": self.lags, "vad_decision": self.decision.as_dict()}
@@ -124,6 +149,7 @@ class LinearProbes:
                 np.ascontiguousarray(tensors[f"{name}.index"]),
                 np.ascontiguousarray(tensors[f"{name}.coef"]),
                 np.ascontiguousarray(tensors[f"{name}.bias"]),
+                tensors.get(f"{name}.level_coef"),
             )
             for name in meta["tasks"]
         }
