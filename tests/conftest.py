@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items):
 LEVEL_COLUMNS = ("snr_db", "noise_level_db")
 
 
-def assert_same_track(actual: dict, expected: dict, frames: int | None = None) -> None:
+def assert_same_track(actual: dict, expected: dict, frames: int | None = None, level_atol: float = 1e-3) -> None:
     """Two property tracks (``PropertyTrack.to_dict()``) agree on their first ``frames``."""
     assert set(expected) <= set(actual)
     for key, column in expected.items():
@@ -36,7 +36,7 @@ def assert_same_track(actual: dict, expected: dict, frames: int | None = None) -
         if got.ndim:  # a column, not the track's hop or names
             got, want = got[:frames], want[:frames]
         if key in LEVEL_COLUMNS:
-            np.testing.assert_allclose(got, want, rtol=0, atol=1e-3, err_msg=key)
+            np.testing.assert_allclose(got, want, rtol=0, atol=level_atol, err_msg=key)
         else:
             np.testing.assert_array_equal(got, want, err_msg=key)
 
