@@ -169,11 +169,15 @@ def peer_figure(report: dict, out: Path) -> None:
     """``freelunch bench --peers``: PESQ-WB against RTF, one point per system."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
+    placed = 0
     for k, q in report["quality"].items():
         rtf = report["rtf"].get(k.removeprefix("freelunch_"), report["rtf"].get(k))
         if rtf:
             ax.scatter(rtf, q["pesq"])
-            ax.annotate(k, (rtf, q["pesq"]), fontsize=8)
+            # labels alternate above and below: the presets sit close together
+            ax.annotate(k, (rtf, q["pesq"]), xytext=(5, 5 if placed % 2 == 0 else -11), textcoords="offset points",
+                        fontsize=8)
+            placed += 1
     ax.axhline(report["quality"]["noisy"]["pesq"], ls="--", color="gray", lw=0.8, label="noisy input")
     ax.set_xscale("log")
     ax.set_xlabel("real-time factor (1 thread, log)")
