@@ -101,6 +101,8 @@ def test_level_terms_equal_sklearn_predictions_on_masks_and_levels():
     np.testing.assert_allclose(predicted, ridge.predict(scaler.transform(x)), atol=1e-3)
     with pytest.raises(ValueError, match="level_db"):
         probes.predict(masks)
+    with pytest.raises(ValueError, match="level_coef must have shape"):
+        Probe(index, probe.coef, probe.bias, np.ones((3, 1), np.float32))
 
 
 def test_level_floor_follows_the_noise_under_speech():

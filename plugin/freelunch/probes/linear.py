@@ -17,6 +17,7 @@ from safetensors.numpy import load_file, save_file
 
 from ..model.smoothing import ema, fresh_state
 from .decisions import ProbeStream, VadDecision
+from .level import LEVEL_FEATURES
 
 TASKS = ("vad", "voiced", "f0_hz", "noise_category", "snr_db", "noise_level_db")
 CLASSIFIERS = ("vad", "voiced", "noise_category")
@@ -43,6 +44,11 @@ class Probe:
     coef: np.ndarray  # (C, K) float32, standardisation folded in
     bias: np.ndarray  # (K,) float32
     level_coef: np.ndarray | None = None  # (len(LEVEL_FEATURES), K) float32, or None: masks only
+
+    def __post_init__(self):
+        if self.level_coef is not None and self.level_coef.shape != (len(LEVEL_FEATURES), len(self.bias)):
+            raise ValueError(f"a probe's level_coef must have shape ({len(LEVEL_FEATURES)}, {len(self.bias)}), "
+                             f"one row per input-level feature; got {self.level_coef.shape}")
 
     def scores(self, masks: np.ndarray) -> np.ndarray:
         """The masks' part of the prediction; the stream adds ``level_terms``."""
