@@ -28,12 +28,12 @@ from freelunch import data, presets
 from freelunch.export.common import write_text_atomic
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.features import extract
-from freelunch.probes.level import LEVEL_FEATURES, frame_level_db, level_features
+from freelunch.probes.level import LEVEL_FEATURES, level_features
 from freelunch.probes.decisions import VadDecision
 from freelunch.probes.linear import CLASSIFIERS, TASKS, LinearProbes, Probe
 from freelunch.probes.scoring import score_task
 from freelunch.model.stft import n_frames
-from freelunch.probes.targets import mixture_targets, no_speech
+from freelunch.probes.targets import frame_level_db, mixture_targets, no_speech
 
 
 def category_names(rows: list[dict]) -> list[str]:

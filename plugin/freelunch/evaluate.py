@@ -102,8 +102,7 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
         report["peers"] = {"pyworld_dio_noisy_f0": score_task("f0_hz", t["f0_hz"], np.concatenate(peer_f0))}
         # Measured on the masks, and the most possible (every selected channel active).
         report["probe_adds_per_frame"] = {task: float(np.concatenate(a).mean()) for task, a in adds.items()}
-        report["probe_adds_per_frame_max"] = {task: int(pr.coef.size + (0 if pr.level_coef is None else pr.level_coef.size))
-                                              for task, pr in probes.probes.items()}
+        report["probe_adds_per_frame_max"] = {task: int(pr.coef.size + pr.level_adds) for task, pr in probes.probes.items()}
         report["probe_share_of_se"] = sum(report["probe_adds_per_frame"].values()) / gated
     return report
 

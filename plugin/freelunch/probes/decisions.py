@@ -175,13 +175,13 @@ class ProbeStream:
     def push_scores(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None,
                     **extra: np.ndarray) -> dict[str, np.ndarray]:
         """As ``push``, from the probes' raw scores (the masks' part: this adds the level terms)."""
+        n = len(next(iter(scores.values())))
         if self.probes.reads_levels:
             if level_db is None:
                 raise ValueError("these probes read the input level: pass level_db with the scores")
-            scores = self.probes.with_levels(scores, self._level_features.push(level_db[: len(next(iter(scores.values())))]))
+            scores = self.probes.with_levels(scores, self._level_features.push(level_db[:n]))
         if self.smooth:
             scores = self.probes.smooth(scores, self._smoothing)
-        n = len(next(iter(scores.values())))
         level = np.full(n, np.inf, np.float32) if level_db is None else np.asarray(level_db[:n], np.float32)
         self._scores, self._extra = joined(self._scores, scores), joined(self._extra, extra)
         self._level = np.concatenate([self._level, level])

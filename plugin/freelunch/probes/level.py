@@ -18,16 +18,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .targets import LEVEL_FLOOR_DB, frame_energy
+from .targets import LEVEL_FLOOR_DB
 
 LEVEL_FEATURES = ("level_db", "floor_db")
 FLOOR_FRAMES = 128  # 2 s: longer than most words and pauses, short enough to follow a changing noise
 FLOOR_SMOOTHING = 0.7  # averages the power over a few frames before the minimum, which would otherwise chase dips
-
-
-def frame_level_db(x: np.ndarray) -> np.ndarray:
-    """Each STFT frame's input RMS in dBFS, (T,): the level the streaming engine reports."""
-    return (10 * np.log10(frame_energy(x) + 1e-20)).astype(np.float32)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -55,7 +50,8 @@ class LevelFeatures:
 
     def push(self, level_db: np.ndarray) -> np.ndarray:
         out = np.empty((len(level_db), len(LEVEL_FEATURES)), np.float32)
-        _track(np.asarray(level_db, np.float64), self._state, self._recent, out)
+        # at the engine's float32 precision, whoever measured the levels, then tracked in float64
+        _track(np.asarray(level_db, np.float32).astype(np.float64), self._state, self._recent, out)
         return out
 
 

@@ -50,6 +50,11 @@ class Probe:
             raise ValueError(f"a probe's level_coef must have shape ({len(LEVEL_FEATURES)}, {len(self.bias)}), "
                              f"one row per input-level feature; got {self.level_coef.shape}")
 
+    @property
+    def level_adds(self) -> int:
+        """Multiply-adds per frame of the level terms: one per feature and output."""
+        return 0 if self.level_coef is None else self.level_coef.size
+
     def scores(self, masks: np.ndarray) -> np.ndarray:
         """The masks' part of the prediction; the stream adds ``level_terms``."""
         return weighted_sums(np.ascontiguousarray(masks), self.index, self.coef, self.bias)
@@ -120,8 +125,7 @@ class LinearProbes:
         active selected channel and output (a noise-category channel adds to 13 sums), plus
         one multiply-add per input-level feature and output."""
         flat = masks.reshape(len(masks), -1)
-        return {name: (flat[:, p.index].sum(axis=1) + (0 if p.level_coef is None else len(p.level_coef)))
-                * p.coef.shape[1] for name, p in self.probes.items()}
+        return {name: flat[:, p.index].sum(axis=1) * p.coef.shape[1] + p.level_adds for name, p in self.probes.items()}
 
     def stream(self, decision: VadDecision | None = None, smooth: bool = True) -> ProbeStream:
         """A new stream's decisions, with the preset's VAD decision unless one is given."""

@@ -78,9 +78,15 @@ def snr_db(clean: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.where(silent, np.nan, np.clip(10 * np.log10(ratio), *SNR_CLIP_DB))
 
 
+def frame_level_db(x: np.ndarray) -> np.ndarray:
+    """Frame energy in dBFS (a full-scale sine is -3 dBFS), (T,): the level the streaming
+    engine reports for its input frames."""
+    return 10 * np.log10(frame_energy(x) + 1e-20)
+
+
 def noise_level_db(noise: np.ndarray) -> np.ndarray:
-    """Noise frame energy in dBFS (a full-scale sine is -3 dBFS), floored at -100."""
-    return np.maximum(10 * np.log10(frame_energy(noise) + 1e-20), LEVEL_FLOOR_DB)
+    """The noise's frame level, floored at -100 dBFS."""
+    return np.maximum(frame_level_db(noise), LEVEL_FLOOR_DB)
 
 
 def clean_targets(clean: np.ndarray, f0: np.ndarray | None = None) -> dict[str, np.ndarray]:
