@@ -1,8 +1,10 @@
+import os
 import sys
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from freelunch.model import ConvFSENet
 
@@ -20,6 +22,13 @@ def pytest_collection_modifyitems(items):
                 module.ensure_module(1)
             except ImportError:
                 del sys.modules[name]
+
+
+# Every property-based test runs 1000 generated cases by default (the streaming-exactness
+# test takes about 30 ms a case); HYPOTHESIS_PROFILE=long runs 10,000.
+settings.register_profile("default", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=10000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 # Columns that read the input level (SNR, noise level) follow the resampled audio, which a

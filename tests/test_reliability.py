@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import assert_same_track
 from freelunch.cli import main
 from freelunch.effect import DynCPEnhancer
-
-settings.register_profile("default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
-
 
 @pytest.fixture(scope="module")
 def fx(random_preset):
