@@ -31,23 +31,14 @@ settings.register_profile("long", max_examples=10000, deadline=None, suppress_he
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
-# Columns that read the input level (SNR, noise level) follow the resampled audio, which a
-# stream's chunking changes by float rounding (at 16 kHz they are identical too). The other
-# columns come from binary masks and thresholds, and must be identical.
-LEVEL_COLUMNS = ("snr_db", "noise_level_db")
-
-
-def assert_same_track(actual: dict, expected: dict, frames: int | None = None, level_atol: float = 1e-3) -> None:
-    """Two property tracks (``PropertyTrack.to_dict()``) agree on their first ``frames``."""
+def assert_same_track(actual: dict, expected: dict, frames: int | None = None) -> None:
+    """Two property tracks (``PropertyTrack.to_dict()``) are identical on their first ``frames``."""
     assert set(expected) <= set(actual)
     for key, column in expected.items():
         got, want = np.asarray(actual[key]), np.asarray(column)
         if got.ndim:  # a column, not the track's hop or names
             got, want = got[:frames], want[:frames]
-        if key in LEVEL_COLUMNS:
-            np.testing.assert_allclose(got, want, rtol=0, atol=level_atol, err_msg=key)
-        else:
-            np.testing.assert_array_equal(got, want, err_msg=key)
+        np.testing.assert_array_equal(got, want, err_msg=key)
 
 
 def make_net(gated: bool = True, usage_bias: float = 0.0, seed: int = 0) -> ConvFSENet:
