@@ -110,6 +110,20 @@ def test_real_noise_without_speech_is_rarely_called_speech(valid_rows, name):
 
 @needs_data
 @pytest.mark.parametrize("name", ["balanced", "quality"])
+def test_loud_noise_without_speech_is_rarely_called_speech(valid_rows, name):
+    """Valid noise files alone at -15 dBFS, as loud as speech: under 5 % of their frames read as
+    speech (4.1 % and 2.3 %; 13.8 % and 16.1 % before the gain check), in at most 3 of the 11
+    files (2 and 3; 4 each before)."""
+    fx = DynCPEnhancer.from_preset(name)
+    speech_frames = []
+    for _, x in valid_noise_clips(valid_rows, -15.0):
+        fx(x, 16000)
+        speech_frames.append(fx.properties.vad.mean())
+    assert np.mean(speech_frames) < 0.05 and np.count_nonzero(speech_frames) <= 3
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["balanced", "quality"])
 def test_real_noise_without_speech_gives_no_speech(valid_rows, name):
     """Every noise file of the valid split, 5 s at -30 dBFS RMS, holds no speech segment and no F0."""
     fx = DynCPEnhancer.from_preset(name)

@@ -196,7 +196,9 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     assert again["lag_frames"] == LinearProbes.load(folder).lags and set(again["lag_frames"]) == set(again["smoothing"])
     thresholds, vetoes = len(hp["vad_threshold_grid"]), len(hp["vad_modulation_frames_grid"]) * len(hp["vad_min_modulation_db_grid"])
     clean_ups = len(hp["vad_startup_frames_grid"]) * len(hp["vad_bridge_frames_grid"]) * len(hp["vad_min_speech_frames_grid"])
-    assert len(again["vad_decision_trials"]) == thresholds * clean_ups + thresholds * (1 + vetoes)  # clean-up, then the veto
+    checks = len(hp["vad_gain_frames_grid"]) * len(hp["vad_min_gain_db_grid"])
+    # the clean-up, then the veto, then the gain check
+    assert len(again["vad_decision_trials"]) == thresholds * clean_ups + thresholds * (1 + vetoes) + 1 + checks
     presets.verify(folder)
 
 
@@ -212,15 +214,43 @@ def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
     logits[20:26] = 0.4  # faint speech onset: probability 0.6
     noise = np.full(100, -3.0, np.float32)
     noise[30:60] = 0.4  # a noise the probe half believes
-    level = np.full(100, -20.0, np.float32)
-    mixtures = [({"vad": logits[:, None]}, level, {"vad": truth})]
+    level, gain = np.full(100, -20.0, np.float32), np.full(100, -3.0, np.float32)
+    mixtures = [({"vad": logits[:, None]}, level, gain, {"vad": truth})]
     hp = {"vad_threshold_grid": [0.5, 0.7], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1, 8],
-          "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5]}
+          "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
+          "vad_gain_frames_grid": [10], "vad_min_gain_db_grid": [-15.0], "vad_gain_accuracy_tolerance": 0.001}
     probes = LinearProbes({}, [])
     free, _ = tune_vad_decision(hp, probes, mixtures)
     assert free.threshold == 0.5
-    constrained, trials = tune_vad_decision(hp, probes, mixtures, [({"vad": noise[:, None]}, level)])
+    constrained, trials = tune_vad_decision(hp, probes, mixtures, [({"vad": noise[:, None]}, level, gain)])
     assert constrained.threshold == 0.7 and constrained.min_modulation_db == 0.0
     chosen = [t for t in trials if t["threshold"] == 0.7 and t["min_modulation_db"] == 0.0]
     assert chosen[0]["noise_alone_with_speech"] == 0 and chosen[0]["valid_accuracy"] == pytest.approx(0.94)
     assert max(t["valid_accuracy"] for t in trials) == pytest.approx(1.0)
+
+
+def test_the_gain_check_drops_loud_noise_the_enhancer_removes():
+    """Loud noise the probe calls speech, which the enhancer removes (-25 dB), loses its run to
+    the gain check; speech it keeps (-3 dB, or -12 dB at the run's start) does not. A floor that
+    would cut the speech costs accuracy beyond the tolerance and is not taken."""
+    from fit_probes import tune_vad_decision
+    from freelunch.probes.linear import LinearProbes
+
+    truth = np.zeros(100, bool)
+    truth[20:80] = True
+    logits = np.where(truth, 3.0, -3.0).astype(np.float32)[:, None]
+    level = np.full(100, -20.0, np.float32)
+    speech_gain = np.full(100, -3.0, np.float32)
+    speech_gain[20:30] = -12.0  # a soft onset: of the run's first 20 frames, the enhancer keeps -5.5 dB
+    noise_gain = np.full(100, -25.0, np.float32)
+    hp = {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
+          "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
+          "vad_gain_frames_grid": [20], "vad_min_gain_db_grid": [-30.0, -20.0, -5.0], "vad_gain_accuracy_tolerance": 0.001}
+    loud = [({"vad": logits}, level, noise_gain)]  # the probe is as sure of the noise as of speech
+    decision, trials = tune_vad_decision(hp, LinearProbes({}, []), [({"vad": logits}, level, speech_gain, {"vad": truth})],
+                                         loud=loud)
+    assert decision.min_gain_db == -20.0 and decision.gain_frames == 20
+    by_floor = {t["min_gain_db"]: t for t in trials[-4:]}
+    assert by_floor[None]["loud_noise_with_speech"] == by_floor[-30.0]["loud_noise_with_speech"] == 1
+    assert by_floor[-20.0]["loud_noise_with_speech"] == by_floor[-5.0]["loud_noise_with_speech"] == 0
+    assert by_floor[-20.0]["valid_accuracy"] == 1.0 and by_floor[-5.0]["valid_accuracy"] == pytest.approx(0.4)

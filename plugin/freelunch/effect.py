@@ -57,7 +57,10 @@ class DynCPEnhancer:
     input level holds still: its median absolute deviation over the last
     ``decision.modulation_frames`` frames must reach ``vad_min_modulation_db`` (None: the
     preset's; 0: off), since syllables move the level of speech and steady noises (a running
-    tap) hardly move it. The preset may
+    tap) hardly move it. A speech run may also have to keep its energy through the enhancer: the
+    enhancer's gain averaged over the run's first ``decision.gain_frames`` frames must reach
+    ``vad_min_gain_db`` (None: the preset's; ``-math.inf``: off), since the enhancer removes loud
+    noise that the masks mistake for speech. The preset may
     also hold the first frames of a stream as no speech while the network settles
     (``decision.startup_frames``). The
     clean-up looks ahead, and each property is aligned with the frames it describes (the
@@ -84,6 +87,7 @@ class DynCPEnhancer:
         min_speech_ms: float | None = None,
         min_silence_ms: float | None = None,
         vad_min_modulation_db: float | None = None,
+        vad_min_gain_db: float | None = None,
     ):
         if attenuation_limit_db is not None:
             if isinstance(attenuation_limit_db, bool) or not isinstance(attenuation_limit_db, (int, float)):
@@ -91,7 +95,8 @@ class DynCPEnhancer:
             if not 0 < attenuation_limit_db <= 120:
                 raise ValueError(f"attenuation_limit_db must be in (0, 120] dB, got {attenuation_limit_db}")
         for name, value in (("vad_threshold", vad_threshold), ("min_speech_ms", min_speech_ms),
-                            ("min_silence_ms", min_silence_ms), ("vad_min_modulation_db", vad_min_modulation_db)):
+                            ("min_silence_ms", min_silence_ms), ("vad_min_modulation_db", vad_min_modulation_db),
+                            ("vad_min_gain_db", vad_min_gain_db)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise TypeError(f"{name} must be a number or None")
         if vad_threshold is not None and not 0.0 < vad_threshold < 1.0:
@@ -101,6 +106,8 @@ class DynCPEnhancer:
                 raise ValueError(f"{name} must be in [0, 10000] ms, got {value}")
         if vad_min_modulation_db is not None and not 0.0 <= vad_min_modulation_db < 100.0:
             raise ValueError(f"vad_min_modulation_db must be in [0, 100) dB, got {vad_min_modulation_db}")
+        if vad_min_gain_db is not None and not (-100.0 <= vad_min_gain_db <= 0.0 or vad_min_gain_db == -math.inf):
+            raise ValueError(f"vad_min_gain_db must be in [-100, 0] dB, or -inf for no check, got {vad_min_gain_db}")
         self.preset = str(preset)
         self.attenuation_limit_db = attenuation_limit_db
         self._net, self.config, folder = presets.load(preset)
@@ -114,6 +121,8 @@ class DynCPEnhancer:
             min_speech_frames=frames(min_speech_ms, preset_decision.min_speech_frames),
             min_modulation_db=(preset_decision.min_modulation_db if vad_min_modulation_db is None
                                else float(vad_min_modulation_db)),
+            min_gain_db=(preset_decision.min_gain_db if vad_min_gain_db is None
+                         else None if vad_min_gain_db == -math.inf else float(vad_min_gain_db)),
         )
         self._gain_floor = 0.0 if attenuation_limit_db is None else 10 ** (-attenuation_limit_db / 20)
         self._state: dict | None = None
@@ -130,7 +139,8 @@ class DynCPEnhancer:
         d = self.decision
         return (f"<freelunch.DynCPEnhancer preset={self.preset!r} attenuation_limit_db={self.attenuation_limit_db}"
                 f" vad_threshold={d.threshold} min_speech_frames={d.min_speech_frames}"
-                f" min_silence_frames={d.bridge_frames} vad_min_modulation_db={d.min_modulation_db}>")
+                f" min_silence_frames={d.bridge_frames} vad_min_modulation_db={d.min_modulation_db}"
+                f" vad_min_gain_db={-math.inf if d.min_gain_db is None else d.min_gain_db}>")
 
     def _new_track(self) -> PropertyTrack:
         return PropertyTrack(self._probes.category_names if self._probes else [])
@@ -221,7 +231,7 @@ class DynCPEnhancer:
             # more samples than channels wait here until they are unambiguous.
             pending=np.zeros((channels, 0), np.float32),
             probes=self._probes.stream(self.decision) if self._probes else None,
-            frames=[],  # (index, masks per channel, level) of frames the probes have not seen
+            frames=[],  # (index, masks per channel, level, gain) of frames the probes have not seen
             delay=DelayLine(self._delay_for(sample_rate) + (channels if resample else 0), channels),
             seen=0,  # input samples so far
             layout="channels_first",  # of the last call, for end_stream's tail
@@ -240,16 +250,18 @@ class DynCPEnhancer:
 
     def _run(self, x16: np.ndarray | None, st: dict) -> np.ndarray:
         """Feed 16 kHz audio (channels, n) to the engines; record properties; return emitted audio."""
-        outs, masks, levels = [], [], []
+        outs, masks, levels, gains = [], [], [], []
         for c, engine in enumerate(st["engines"]):
-            emitted, m, index, level_db = engine.process_frames(x16[c])
+            emitted, m, index, level_db, gain_db = engine.process_frames(x16[c])
             outs.append(emitted)
             masks.append(m)
             levels.append(level_db)
+            gains.append(gain_db)
         limit = st["limit_frames"]
         keep = len(index) if limit is None else int(np.clip(limit - index[:1].sum(), 0, len(index)))
-        if keep:
-            st["frames"].append((index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep]))
+        if keep:  # the loudest channel's level, and the gain of the channel the enhancer keeps most of
+            st["frames"].append((index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep],
+                                 np.max(gains, axis=0)[:keep]))
             if sum(len(f[0]) for f in st["frames"]) >= PROPERTY_BATCH_FRAMES:
                 self._record(st)
         return np.stack(outs)
@@ -258,13 +270,13 @@ class DynCPEnhancer:
         """Run the probes on the gathered frames and extend the track with what they decide."""
         if not st["frames"]:
             return
-        index, masks, level_db = zip(*st["frames"])
+        index, masks, level_db, gain_db = zip(*st["frames"])
         st["frames"] = []
-        index, level_db = np.concatenate(index), np.concatenate(level_db)
+        index, level_db, gain_db = np.concatenate(index), np.concatenate(level_db), np.concatenate(gain_db)
         masks = [np.concatenate(m) for m in zip(*masks)]  # per channel
         columns = dict(times=index * S.HOP / ENGINE_RATE, usage=np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0))
         stream = st["probes"]
-        self._append(columns if stream is None else stream.push(masks, level_db, **columns))
+        self._append(columns if stream is None else stream.push(masks, level_db, gain_db, **columns))
 
     def _append(self, columns: dict[str, np.ndarray]) -> None:
         if columns and len(columns["times"]):

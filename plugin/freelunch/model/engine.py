@@ -165,13 +165,25 @@ class DelayLine:
         return buf
 
 
+# A real frame's spectrum holds its inner bins twice (they mirror), its DC and Nyquist bins once.
+_BIN_WEIGHTS = np.r_[1.0, np.full(S.N_BINS - 2, 2.0), 1.0].astype(np.float32)
+
+
+def energy_gain_db(spec: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Per frame, the enhanced windowed frame's energy over the noisy one's, in dB (Parseval):
+    how much of the frame the enhancer keeps. Digital silence reads 0 dB."""
+    power = (spec.real * spec.real + spec.imag * spec.imag) * _BIN_WEIGHTS
+    kept = np.einsum("fk,fk->f", power, gains * gains)
+    return (10 * np.log10((kept + 1e-20) / (power.sum(axis=1) + 1e-20))).astype(np.float32)
+
+
 class StreamingEngine:
     """Hop-by-hop enhancer for 16 kHz mono float32 audio, with state carried across calls.
 
     ``process_frames(x)`` returns the enhanced samples completed so far: sample ``i`` of the
     concatenated output is the enhancement of input sample ``i`` (no delay, but up to
     ``latency`` samples are held back until their frames are complete), plus each new
-    frame's gate masks, index and input level. ``process(x)`` returns exactly ``len(x)``
+    frame's gate masks, index, input level and the enhancer's gain on it. ``process(x)`` returns exactly ``len(x)``
     samples delayed by ``latency``, for callers that need fixed-size blocks.
 
     ``gain_floor`` bounds how much any bin can be attenuated (an attenuation limit).
@@ -211,15 +223,16 @@ class StreamingEngine:
         self._delay = DelayLine(self.latency)
         self.frame_index = 0
 
-    def process_frames(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def process_frames(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Feed samples; return (newly completed output samples, masks (F, blocks, hidden) bool,
-        frame indices, input RMS of each frame in dBFS)."""
+        frame indices, input RMS of each frame in dBFS, the enhancer's gain on each frame's
+        energy in dB)."""
         buf = np.concatenate([self._input, np.asarray(x, np.float32)])
         n = (len(buf) - (S.N_FFT - S.HOP)) // S.HOP
         masks = np.zeros((max(n, 0), self.n_blocks, self.config["hidden"]), np.bool_)
         if n <= 0:
             self._input = buf
-            return np.zeros(0, np.float32), masks, np.zeros(0, np.int64), np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), masks, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
         frames = np.lib.stride_tricks.sliding_window_view(buf[: (n + 1) * S.HOP], S.N_FFT)[:: S.HOP]
         spec = np.fft.rfft(frames * self._window_a, axis=-1).astype(np.complex64)  # (n, 257)
         level_db = (10 * np.log10(np.mean(frames * frames, axis=-1) + 1e-20)).astype(np.float32)
@@ -230,6 +243,7 @@ class StreamingEngine:
             np.power(gains, self.gain_exponent, out=gains)
         if self.gain_smoothing > 0:
             ema(gains, self.gain_smoothing, self._gain_state)
+        gain_db = energy_gain_db(spec, gains)  # before the user's attenuation limit: the VAD reads it
         if self.gain_floor > 0:
             np.maximum(gains, self.gain_floor, out=gains)
         out_frames = np.fft.irfft(spec * gains, n=S.N_FFT, axis=-1).astype(np.float32) * self._window_s
@@ -245,7 +259,7 @@ class StreamingEngine:
         self.frame_index += n
         drop = min(self._skip, len(emitted))
         self._skip -= drop
-        return emitted[drop:], masks, index, level_db
+        return emitted[drop:], masks, index, level_db, gain_db
 
     def process(self, x: np.ndarray) -> np.ndarray:
         emitted = self.process_frames(x)[0]

@@ -11,10 +11,15 @@ t + lag) must reach ``min_modulation_db``. The first ``startup_frames`` of a str
 speech: the network starts from zero history, and its gates open as if for speech for
 about 14 frames before they settle. Then the VAD's
 speech segments are cleaned up the usual way: gaps between speech shorter than
-``bridge_frames`` are filled, then speech runs shorter than ``min_speech_frames`` are dropped. A frame's answer
-then depends on the frames after it, so the stream holds each frame back ``lookahead`` frames:
-the largest lag plus the clean-up's look-ahead (the audio is not delayed; only its
-properties are). Voicing and F0 follow the final VAD.
+``bridge_frames`` are filled, then speech runs shorter than ``min_speech_frames`` are dropped. Last,
+a run counts only if the enhancer keeps it: of the input's energy over the run's first
+``gain_frames`` frames, the share that the enhancer keeps must reach ``min_gain_db``. The enhancer
+removes loud noise that the masks mistake for speech (a crackling fire, a tap), and keeps the
+loud frames of speech, its syllables, even at -5 dB SNR: so the share is taken of the energy,
+where the syllables weigh most, not averaged over frames. A frame's answer then depends on the
+frames after it, so the stream holds each frame back ``lookahead`` frames: the largest lag plus
+the clean-up's and the gain check's look-ahead (the audio is not delayed; only its properties
+are). Voicing and F0 follow the final VAD.
 """
 from __future__ import annotations
 
@@ -43,10 +48,13 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class VadDecision:
     """How frame scores become speech: a probability threshold, the level-modulation veto
-    (``min_modulation_db`` 0: off), the start-up hold (0: off), then the run clean-up (1: off).
+    (``min_modulation_db`` 0: off), the start-up hold (0: off), the run clean-up (1: off), then
+    the runs' gain check (``min_gain_db`` None: off).
 
     >>> VadDecision(0.4, bridge_frames=8, min_speech_frames=20).lookahead
     26
+    >>> VadDecision(0.4, bridge_frames=8, min_speech_frames=20, gain_frames=30, min_gain_db=-17.0).lookahead
+    55
     """
 
     threshold: float = 0.5
@@ -55,6 +63,8 @@ class VadDecision:
     startup_frames: int = 0
     modulation_frames: int = 1
     min_modulation_db: float = 0.0
+    gain_frames: int = 1
+    min_gain_db: float | None = None
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
@@ -62,16 +72,24 @@ class VadDecision:
         m = self.min_modulation_db
         if isinstance(m, bool) or not isinstance(m, (int, float, np.floating)) or not 0.0 <= m < 100.0:
             raise ValueError(f"min_modulation_db must be a number of dB in [0, 100), got {self.min_modulation_db!r}")
+        g = self.min_gain_db
+        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float, np.floating)) or not -100.0 <= g <= 0.0):
+            raise ValueError(f"min_gain_db must be None (off) or a number of dB in [-100, 0], got {self.min_gain_db!r}")
         for name, least in (("bridge_frames", 1), ("min_speech_frames", 1), ("startup_frames", 0),
-                            ("modulation_frames", 1)):
+                            ("modulation_frames", 1), ("gain_frames", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise ValueError(f"{name} must be a whole number of frames >= {least}, got {value!r}")
 
     @property
-    def lookahead(self) -> int:
-        """Frames a decision waits for: enough to see a gap close and a run reach its minimum."""
+    def clean_up_lookahead(self) -> int:
+        """Frames the clean-up waits for: enough to see a gap close and a run reach its minimum."""
         return self.bridge_frames - 1 + self.min_speech_frames - 1
+
+    @property
+    def lookahead(self) -> int:
+        """Frames a decision waits for: the clean-up's, then a run's first ``gain_frames``."""
+        return self.clean_up_lookahead + (self.gain_frames - 1 if self.min_gain_db is not None else 0)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -151,6 +169,7 @@ class ProbeStream:
         # Frames pushed but not yet aligned: smoothed scores, input level, extra columns.
         self._scores: dict[str, np.ndarray] = {}
         self._level = np.zeros(0, np.float32)
+        self._gain = np.zeros(0, np.float32)  # the enhancer's gain on the pending frames (dB)
         self._modulation = np.zeros(0)  # level spread of the pending frames (dB)
         self._recent_levels = np.zeros(0)  # the last levels, the next frames' modulation window
         self._extra: dict[str, np.ndarray] = {}
@@ -158,24 +177,38 @@ class ProbeStream:
         # Raw VAD of frames already emitted, as context: far enough back that the clean-up of
         # the held frames reads the same as on the whole signal.
         self._context = np.zeros(0, bool)
+        # Cleaned frames waiting for their run's gain check: from the first frame of a run whose
+        # first gain_frames have not all arrived. A run judged already that goes on into the
+        # next push keeps its verdict.
+        self._run_pending: dict[str, np.ndarray] = {}
+        self._run_verdict: bool | None = None
         self._frames = 0  # frames aligned so far, for the start-up hold
+
+    @property
+    def _checks_gain(self) -> bool:
+        return self.decision.min_gain_db is not None
 
     @property
     def lookahead(self) -> int:
         """Frames a pushed frame waits before it is decided."""
         return self._max_lag + self.decision.lookahead
 
-    def push(self, masks: list[np.ndarray], level_db: np.ndarray | None = None, **extra: np.ndarray) -> dict[str, np.ndarray]:
+    def push(self, masks: list[np.ndarray], level_db: np.ndarray | None = None, gain_db: np.ndarray | None = None,
+             **extra: np.ndarray) -> dict[str, np.ndarray]:
         per_channel = [self.probes.scores(m) for m in masks]
         scores = per_channel[0]
         if len(per_channel) > 1:
             scores = {k: np.mean([s[k] for s in per_channel], axis=0) for k in scores}
-        return self.push_scores(scores, level_db, **extra)
+        return self.push_scores(scores, level_db, gain_db, **extra)
 
     def push_scores(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None,
-                    **extra: np.ndarray) -> dict[str, np.ndarray]:
+                    gain_db: np.ndarray | None = None, **extra: np.ndarray) -> dict[str, np.ndarray]:
         """As ``push``, from the probes' raw scores (the masks' part: this adds the level terms)."""
         n = len(next(iter(scores.values())))
+        if self._checks_gain and "vad" in scores:
+            if gain_db is None or level_db is None:
+                raise ValueError("this VAD decision checks the enhancer's gain on speech runs: pass level_db and gain_db with the scores")
+            self._gain = np.concatenate([self._gain, np.asarray(gain_db[:n], np.float32)])
         if self.probes.reads_levels:
             if level_db is None:
                 raise ValueError("these probes read the input level: pass level_db with the scores")
@@ -200,9 +233,10 @@ class ProbeStream:
     def flush(self) -> dict[str, np.ndarray]:
         return self._advance(final=True)
 
-    def whole(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def whole(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None,
+              gain_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The columns of a whole signal's raw scores: pushed, then flushed."""
-        return joined(self.push_scores(scores, level_db), self.flush())
+        return joined(self.push_scores(scores, level_db, gain_db), self.flush())
 
     def _advance(self, final: bool) -> dict[str, np.ndarray]:
         """Align the frames whose lagged scores have arrived, then decide what the look-ahead allows."""
@@ -215,6 +249,10 @@ class ProbeStream:
             new = {**self._columns(aligned, self._level[:ready], modulation), **{k: v[:ready] for k, v in self._extra.items()}}
             if "vad" in new:
                 new["vad"][: max(0, self.decision.startup_frames - self._frames)] = False
+                if self._checks_gain:  # each frame's input energy, and the part of it the enhancer keeps
+                    new["_energy"] = 10 ** (self._level[:ready].astype(np.float64) / 10)
+                    new["_kept"] = new["_energy"] * 10 ** (self._gain[:ready].astype(np.float64) / 10)
+                    self._gain = self._gain[ready:]
             self._frames += ready
             self._scores = {k: v[ready:] for k, v in self._scores.items()}
             self._extra = {k: v[ready:] for k, v in self._extra.items()}
@@ -243,10 +281,25 @@ class ProbeStream:
         return out
 
     def _emit(self, final: bool) -> dict[str, np.ndarray]:
+        out = self._clean_up(final)
+        if self._checks_gain and ("vad" in out or self._run_pending):
+            out = self._check_runs(out, final)
+        if not out:
+            return {}
+        out.pop("_energy", None), out.pop("_kept", None)
+        speech = out.get("vad", True)
+        if "voiced" in out:
+            out["voiced"] = out["voiced"] & speech
+        if "f0_hz" in out:
+            out["f0_hz"] = np.where(out.get("voiced", speech), out["f0_hz"], np.nan)
+        return out
+
+    def _clean_up(self, final: bool) -> dict[str, np.ndarray]:
+        """The held frames whose clean-up the look-ahead now allows."""
         if not self._held:
             return {}
         held = len(next(iter(self._held.values())))
-        ready = held if final else max(0, held - self.decision.lookahead)
+        ready = held if final else max(0, held - self.decision.clean_up_lookahead)
         out = {k: v[:ready] for k, v in self._held.items()}
         self._held = {k: v[ready:] for k, v in self._held.items()}
         if "vad" in out:
@@ -256,9 +309,29 @@ class ProbeStream:
             keep = d.bridge_frames + d.min_speech_frames
             self._context = np.concatenate([self._context, out["vad"]])[-keep:]
             out["vad"] = speech
-        speech = out.get("vad", True)
-        if "voiced" in out:
-            out["voiced"] = out["voiced"] & speech
-        if "f0_hz" in out:
-            out["f0_hz"] = np.where(out.get("voiced", speech), out["f0_hz"], np.nan)
         return out
+
+    def _check_runs(self, out: dict[str, np.ndarray], final: bool) -> dict[str, np.ndarray]:
+        """Cleaned frames, their speech runs kept or dropped by the gain check, up to the first
+        run whose verdict still waits for frames (held for the next push)."""
+        columns = joined(self._run_pending, out)
+        speech, energy, kept_energy = columns["vad"], columns["_energy"], columns["_kept"]
+        kept, n, first = speech.copy(), len(speech), self.decision.gain_frames
+        edges = np.flatnonzero(np.diff(np.r_[False, speech, False].astype(np.int8)))
+        starts, ends = edges[::2], edges[1::2]
+        ready = n
+        for start, end in zip(starts, ends):
+            if start == 0 and self._run_verdict is not None:  # a run judged in an earlier push goes on
+                verdict = self._run_verdict
+            elif end - start >= first or end < n or final:
+                span = slice(start, min(end, start + first))
+                total = energy[span].sum()  # none: digital silence, which holds no speech
+                verdict = bool(total > 0 and 10 * np.log10(kept_energy[span].sum() / total) >= self.decision.min_gain_db)
+            else:
+                ready = start
+                break
+            kept[start:end] = verdict
+        last_open = len(ends) and ends[-1] == n and ready == n
+        self._run_verdict = bool(kept[-1]) if last_open and not final else None
+        self._run_pending = {k: v[ready:] for k, v in columns.items()}
+        return {**{k: v[:ready] for k, v in columns.items()}, "vad": kept[:ready]}
