@@ -314,24 +314,45 @@ class ProbeStream:
     def _check_runs(self, out: dict[str, np.ndarray], final: bool) -> dict[str, np.ndarray]:
         """Cleaned frames, their speech runs kept or dropped by the gain check, up to the first
         run whose verdict still waits for frames (held for the next push)."""
-        columns = joined(self._run_pending, out)
-        speech, energy, kept_energy = columns["vad"], columns["_energy"], columns["_kept"]
-        kept, n, first = speech.copy(), len(speech), self.decision.gain_frames
-        edges = np.flatnonzero(np.diff(np.r_[False, speech, False].astype(np.int8)))
-        starts, ends = edges[::2], edges[1::2]
-        ready = n
-        for start, end in zip(starts, ends):
-            if start == 0 and self._run_verdict is not None:  # a run judged in an earlier push goes on
-                verdict = self._run_verdict
-            elif end - start >= first or end < n or final:
-                span = slice(start, min(end, start + first))
-                total = energy[span].sum()  # none: digital silence, which holds no speech
-                verdict = bool(total > 0 and 10 * np.log10(kept_energy[span].sum() / total) >= self.decision.min_gain_db)
-            else:
-                ready = start
-                break
-            kept[start:end] = verdict
-        last_open = len(ends) and ends[-1] == n and ready == n
-        self._run_verdict = bool(kept[-1]) if last_open and not final else None
-        self._run_pending = {k: v[ready:] for k, v in columns.items()}
-        return {**{k: v[:ready] for k, v in columns.items()}, "vad": kept[:ready]}
+        columns = joined(self._run_pending, out) if self._run_pending else out
+        carried = -1 if self._run_verdict is None else int(self._run_verdict)
+        kept, ready, carry = _judge_runs(np.ascontiguousarray(columns["vad"], np.bool_), columns["_energy"], columns["_kept"],
+                                         self.decision.gain_frames, self.decision.min_gain_db, carried, final)
+        self._run_verdict = None if carry < 0 else bool(carry)
+        n = len(kept)
+        self._run_pending = {k: v[ready:] for k, v in columns.items()} if ready < n else {}
+        return {**({k: v[:ready] for k, v in columns.items()} if ready < n else columns), "vad": kept[:ready]}
+
+
+@numba.njit(cache=True, nogil=True)
+def _judge_runs(speech, energy, kept_energy, first, min_gain_db, carried, final):  # pragma: no cover - compiled
+    # Per speech run: kept if, over its first ``first`` frames (or all of them, once it has
+    # ended or the stream has), the enhanced energy over the input energy reaches the floor.
+    # ``carried`` (-1: none, else 0 or 1) is the verdict of a run judged in an earlier push
+    # that goes on at frame 0. Returns the verdicts, how many frames are decided (up to the
+    # first run still waiting for frames), and the verdict to carry into the next push.
+    # Compiled: a stream runs this on every push.
+    kept = speech.copy()
+    n = len(speech)
+    i = 0
+    while i < n:
+        if not speech[i]:
+            i += 1
+            continue
+        end = i
+        while end < n and speech[end]:
+            end += 1
+        if i == 0 and carried >= 0:
+            verdict = carried == 1
+        elif end - i >= first or end < n or final:
+            stop = min(end, i + first)
+            total = energy[i:stop].sum()  # none: digital silence, which holds no speech
+            verdict = total > 0 and 10.0 * np.log10(kept_energy[i:stop].sum() / total) >= min_gain_db
+        else:
+            return kept, i, -1
+        kept[i:end] = verdict
+        i = end
+    carry = -1
+    if n and speech[n - 1] and not final:  # the last run may go on in the next push
+        carry = 1 if kept[n - 1] else 0
+    return kept, n, carry
