@@ -266,7 +266,8 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=(), loud=()) ->
         quiet_first(lambda t: (-t["min_modulation_db"], -t["modulation_frames"])))
 
     def loud_next(scored):
-        least = scored[0]["valid_accuracy"] - hp["vad_gain_accuracy_tolerance"]  # scored[0]: no check
+        unchecked = next(t for t in scored if t["min_gain_db"] is None)
+        least = unchecked["valid_accuracy"] - hp["vad_gain_accuracy_tolerance"]
         return lambda t: (-t["noise_alone_with_speech"], t["valid_accuracy"] >= least, -t["loud_noise_with_speech"],
                           round(t["valid_accuracy"], 4), t["min_gain_db"] is None, -(t["min_gain_db"] or 0.0),
                           -t["gain_frames"])

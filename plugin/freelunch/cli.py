@@ -58,7 +58,8 @@ def vad_options(command):
         click.option("--vad-min-modulation-db", type=float, default=None,
                      help="Least input level swing (median absolute deviation, dB) that can be speech (0: off)."),
         click.option("--vad-min-gain-db", type=float, default=None,
-                     help="Least gain (dB) the enhancer may apply to a speech run's first frames (-inf: off)."),
+                     help="Least share (dB) of a speech run's energy over its first frames that the enhancer "
+                          "must keep (-inf: off)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -57,10 +57,10 @@ class DynCPEnhancer:
     input level holds still: its median absolute deviation over the last
     ``decision.modulation_frames`` frames must reach ``vad_min_modulation_db`` (None: the
     preset's; 0: off), since syllables move the level of speech and steady noises (a running
-    tap) hardly move it. A speech run may also have to keep its energy through the enhancer: the
-    enhancer's gain averaged over the run's first ``decision.gain_frames`` frames must reach
-    ``vad_min_gain_db`` (None: the preset's; ``-math.inf``: off), since the enhancer removes loud
-    noise that the masks mistake for speech. The preset may
+    tap) hardly move it. A speech run may also have to keep its energy through the enhancer: of
+    the input's energy over the run's first ``decision.gain_frames`` frames, the share the
+    enhancer keeps must reach ``vad_min_gain_db`` (None: the preset's; ``-math.inf``: off), since
+    the enhancer removes loud noise that the masks mistake for speech. The preset may
     also hold the first frames of a stream as no speech while the network settles
     (``decision.startup_frames``). The
     clean-up looks ahead, and each property is aligned with the frames it describes (the

@@ -196,8 +196,9 @@ class StreamingEngine:
     ``process_frames(x)`` returns the enhanced samples completed so far: sample ``i`` of the
     concatenated output is the enhancement of input sample ``i`` (no delay, but up to
     ``latency`` samples are held back until their frames are complete), plus each new
-    frame's gate masks, index, input level and the enhancer's gain on it. ``process(x)`` returns exactly ``len(x)``
-    samples delayed by ``latency``, for callers that need fixed-size blocks.
+    frame's gate masks, index, input level and the enhancer's gain on it. ``process(x)``
+    returns exactly ``len(x)`` samples delayed by ``latency``, for callers that need
+    fixed-size blocks.
 
     ``gain_floor`` bounds how much any bin can be attenuated (an attenuation limit).
 

@@ -286,7 +286,8 @@ class ProbeStream:
             out = self._check_runs(out, final)
         if not out:
             return {}
-        out.pop("_energy", None), out.pop("_kept", None)
+        for private in ("_energy", "_kept"):  # the gain check's inputs, not columns of the track
+            out.pop(private, None)
         speech = out.get("vad", True)
         if "voiced" in out:
             out["voiced"] = out["voiced"] & speech
