@@ -107,7 +107,7 @@ def liveness_loss(logits: torch.Tensor, min_usage: float) -> torch.Tensor:
     channel's logit at its ``1 - min_usage`` quantile over batch and frames, the logit it
     must lift above 0 to be on that often, and penalises how far it stays below: linear in
     the logit, so a dead channel gets the full gradient however deep it sits. At weight 0.1
-    it revived every channel but cost valid PESQ (README, "Training"), so it is off by default.
+    it revived every channel but cost valid PESQ (docs/training.md), so it is off by default.
     ``logits``: (B, blocks, hidden, T).
     """
     if not 0.0 < min_usage < 1.0:
