@@ -5,7 +5,7 @@
 
 The story: prepare manifests for the data pack, build the dynamic-mixing pipelines, then
 fit. Epochs run dense first (gates computed, but every channel kept), then the usage
-budget Φ ramps from 1 to its target. The checkpoint kept is the best valid PESQ among those
+budget Φ ramps from 1 (or ``usage_ramp_start``) to its target. The checkpoint kept is the best valid PESQ among those
 within the budget; an interrupted run resumes from its last checkpoint. With
 ``--joint_weight`` above 0, linear heads on the masks add probe losses (probes.joint).
 """
@@ -75,7 +75,8 @@ class EnhanceBrain(sb.Brain):
             warmup, ramp = self.hparams.dense_warmup_epochs, self.hparams.usage_ramp_epochs
             self.dense_phase = self.hparams.gated is False or epoch <= warmup
             progress = min(1.0, max(0.0, (epoch - warmup) / max(ramp, 1)))
-            self.phi = 1.0 + progress * (self.hparams.target_usage - 1.0)
+            start = self.hparams.usage_ramp_start
+            self.phi = start + progress * (self.hparams.target_usage - start)
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         stats = {"loss": stage_loss, "usage": float(np.mean(self.usage))}
