@@ -107,13 +107,17 @@ def test_debug_training_runs_end_to_end(tmp_path):
 
 def test_optional_losses_run_end_to_end(tmp_path):
     """Probe heads on the masks, the liveness loss, and the PESQ and SI-SDR terms beside the SE
-    loss; F0 targets come from (and fill) the harvest cache."""
+    loss; F0 targets come from (and fill) the harvest cache. The Φ ramp starts below 1, as
+    when warm-starting from a gated network."""
     cache = tmp_path / "targets"
     args = train_cmd(tmp_path / "run", "--debug", "--debug_epochs", "1", "--debug_batches", "1", "--joint_weight", "0.1",
-                     "--liveness_weight", "0.1", "--pesq_weight", "0.1", "--si_sdr_weight", "0.02", "--dense_warmup_epochs", "0", "--usage_ramp_epochs", "0", "--target_cache", str(cache))
+                     "--liveness_weight", "0.1", "--pesq_weight", "0.1", "--si_sdr_weight", "0.02", "--dense_warmup_epochs", "0", "--usage_ramp_epochs", "2", "--usage_ramp_start", "0.5",
+                     "--target_usage", "0.25", "--target_cache", str(cache))
     result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "valid pesq" in (tmp_path / "run" / "train_log.txt").read_text()
+    log = (tmp_path / "run" / "train_log.txt").read_text()
+    assert "valid pesq" in log
+    assert "phi: 3.75e-01" in log  # halfway from 0.5 to 0.25 after the first of 2 ramp epochs
     assert 1 <= len(list(cache.glob("*.npz"))) <= 8
 
 
