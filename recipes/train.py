@@ -7,8 +7,8 @@ The story: prepare manifests for the data pack, build the dynamic-mixing pipelin
 fit. Epochs run dense first (gates computed, but every channel kept), then the usage
 budget Φ ramps from 1 (or ``usage_ramp_start``) to its target. The checkpoint kept is the
 best valid PESQ among those within the budget; an interrupted run resumes from its last
-checkpoint. With
-``--joint_weight`` above 0, linear heads on the masks add probe losses (probes.joint).
+checkpoint. With ``--joint_weight`` above 0, linear heads on the masks add probe losses
+(probes.joint).
 """
 from __future__ import annotations
 
