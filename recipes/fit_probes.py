@@ -228,8 +228,8 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=(), loud=()) ->
     threshold again with the level-modulation veto, where a tie goes to no veto, then to the
     shortest window. Last the runs' gain check: among the checks that cost at most
     ``vad_gain_accuracy_tolerance`` of accuracy, the one that finds speech in the fewest ``loud``
-    clips of noise alone, then the most accurate; a tie goes to no check, then to the lowest
-    floor, then to the fewest frames."""
+    clips of noise alone, then the most accurate; a tie goes to no check, then to the smallest
+    spread of the enhanced level, then to the lowest floor, then to the fewest frames."""
     truth = np.concatenate([s[-1]["vad"] for s in sequences])
     vad_only = [({"vad": raw["vad"]}, *rest) for raw, *rest in sequences]
     trials = []
@@ -269,12 +269,12 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=(), loud=()) ->
         unchecked = next(t for t in scored if t["min_gain_db"] is None)
         least = unchecked["valid_accuracy"] - hp["vad_gain_accuracy_tolerance"]
         return lambda t: (-t["noise_alone_with_speech"], t["valid_accuracy"] >= least, -t["loud_noise_with_speech"],
-                          round(t["valid_accuracy"], 4), t["min_gain_db"] is None, -(t["min_gain_db"] or 0.0),
-                          -t["gain_frames"])
+                          round(t["valid_accuracy"], 4), t["min_gain_db"] is None, -t["min_kept_spread_db"],
+                          -(t["min_gain_db"] or 0.0), -t["gain_frames"])
 
-    checks = itertools.product(hp["vad_gain_frames_grid"], hp["vad_min_gain_db_grid"])
-    checked = best_of([veto, *(dataclasses.replace(veto, gain_frames=frames, min_gain_db=db) for frames, db in checks)],
-                      loud_next)
+    checks = itertools.product(hp["vad_gain_frames_grid"], hp["vad_min_gain_db_grid"], hp["vad_min_kept_spread_db_grid"])
+    checked = best_of([veto, *(dataclasses.replace(veto, gain_frames=frames, min_gain_db=db, min_kept_spread_db=spread)
+                               for frames, db, spread in checks)], loud_next)
     return checked, trials
 
 

@@ -1,4 +1,5 @@
 """Probe targets and the weighted-sum probes."""
+import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -364,6 +365,13 @@ def test_a_speech_run_the_enhancer_removes_is_dropped():
         LinearProbes(probe, [], decision=decision).predict(masks, level)
     with pytest.raises(ValueError, match="min_gain_db"):
         VadDecision(0.5, min_gain_db=3.0)
+    steady = LinearProbes(probe, [], decision=dataclasses.replace(decision, min_kept_spread_db=3.0))
+    assert not steady.predict(masks, level, gain_db=gain)["vad"].any()  # every run's enhanced level is flat
+    assert (steady.predict(masks, loud_syllables, gain_db=kept_loud)["vad"] == syllables).all()
+    with pytest.raises(ValueError, match="min_kept_spread_db"):
+        VadDecision(0.5, min_kept_spread_db=3.0)  # it reads the gain check's runs
+    with pytest.raises(ValueError, match="min_kept_spread_db"):
+        VadDecision(0.5, min_gain_db=-20.0, min_kept_spread_db=-1.0)
 
 
 def test_a_lag_takes_the_score_of_a_later_frame():
@@ -393,7 +401,9 @@ def test_a_lag_takes_the_score_of_a_later_frame():
     levels=st.lists(st.floats(-130, 0) | st.just(-np.inf), min_size=160, max_size=160)
     | st.lists(st.floats(-22, -18), min_size=160, max_size=160),
     modulation=st.tuples(st.integers(1, 40), st.sampled_from([0.0, 0.5, 1.0, 4.0])),
-    gain_check=st.tuples(st.integers(1, 30), st.sampled_from([None, -20.0, -10.0])),
+    # frames, floor (None: off) and spread of the enhanced level, which needs the floor
+    gain_check=st.tuples(st.integers(1, 30), st.sampled_from([None, -20.0, -10.0]), st.sampled_from([0.0, 3.0, 8.0]))
+    .map(lambda check: check if check[1] is not None else (check[0], None, 0.0)),
     gains=st.lists(st.floats(-40, 0, width=32), min_size=160, max_size=160),
 )
 def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha, lags, levels, modulation,

@@ -200,7 +200,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     assert again["lag_frames"] == LinearProbes.load(folder).lags and set(again["lag_frames"]) == set(again["smoothing"])
     thresholds, vetoes = len(hp["vad_threshold_grid"]), len(hp["vad_modulation_frames_grid"]) * len(hp["vad_min_modulation_db_grid"])
     clean_ups = len(hp["vad_startup_frames_grid"]) * len(hp["vad_bridge_frames_grid"]) * len(hp["vad_min_speech_frames_grid"])
-    checks = len(hp["vad_gain_frames_grid"]) * len(hp["vad_min_gain_db_grid"])
+    checks = len(hp["vad_gain_frames_grid"]) * len(hp["vad_min_gain_db_grid"]) * len(hp["vad_min_kept_spread_db_grid"])
     # the clean-up, then the veto, then the gain check
     assert len(again["vad_decision_trials"]) == thresholds * clean_ups + thresholds * (1 + vetoes) + 1 + checks
     presets.verify(folder)
@@ -222,7 +222,8 @@ def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
     mixtures = [({"vad": logits[:, None]}, level, gain, {"vad": truth})]
     hp = {"vad_threshold_grid": [0.5, 0.7], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1, 8],
           "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
-          "vad_gain_frames_grid": [10], "vad_min_gain_db_grid": [-15.0], "vad_gain_accuracy_tolerance": 0.001}
+          "vad_gain_frames_grid": [10], "vad_min_gain_db_grid": [-15.0], "vad_min_kept_spread_db_grid": [0.0],
+          "vad_gain_accuracy_tolerance": 0.001}
     probes = LinearProbes({}, [])
     free, _ = tune_vad_decision(hp, probes, mixtures)
     assert free.threshold == 0.5
@@ -249,7 +250,8 @@ def test_the_gain_check_drops_loud_noise_the_enhancer_removes():
     noise_gain = np.full(100, -25.0, np.float32)
     hp = {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
           "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
-          "vad_gain_frames_grid": [20], "vad_min_gain_db_grid": [-30.0, -20.0, -5.0], "vad_gain_accuracy_tolerance": 0.001}
+          "vad_gain_frames_grid": [20], "vad_min_gain_db_grid": [-30.0, -20.0, -5.0], "vad_min_kept_spread_db_grid": [0.0],
+          "vad_gain_accuracy_tolerance": 0.001}
     loud = [({"vad": logits}, level, noise_gain)]  # the probe is as sure of the noise as of speech
     decision, trials = tune_vad_decision(hp, LinearProbes({}, []), [({"vad": logits}, level, speech_gain, {"vad": truth})],
                                          loud=loud)
@@ -258,3 +260,28 @@ def test_the_gain_check_drops_loud_noise_the_enhancer_removes():
     assert by_floor[None]["loud_noise_with_speech"] == by_floor[-30.0]["loud_noise_with_speech"] == 1
     assert by_floor[-20.0]["loud_noise_with_speech"] == by_floor[-5.0]["loud_noise_with_speech"] == 0
     assert by_floor[-20.0]["valid_accuracy"] == 1.0 and by_floor[-5.0]["valid_accuracy"] == pytest.approx(0.4)
+
+
+def test_the_spread_check_drops_a_steady_tone_the_enhancer_keeps():
+    """A steady loud tone that the probe calls speech and the enhancer keeps whole (-1 dB, level
+    flat) passes any gain floor; with the spread check it loses its run, while speech, whose
+    syllables move the enhanced level, keeps its own. The check with no cost in accuracy wins."""
+    from fit_probes import tune_vad_decision
+    from freelunch.probes.linear import LinearProbes
+
+    truth = np.zeros(100, bool)
+    truth[20:80] = True
+    logits = np.where(truth, 3.0, -3.0).astype(np.float32)[:, None]
+    syllables = np.where(np.arange(100) % 8 < 4, -15.0, -30.0).astype(np.float32)  # 15 dB swings
+    steady = np.full(100, -15.0, np.float32)
+    kept = np.full(100, -1.0, np.float32)
+    hp = {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
+          "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
+          "vad_gain_frames_grid": [20], "vad_min_gain_db_grid": [-20.0], "vad_min_kept_spread_db_grid": [0.0, 2.0, 10.0],
+          "vad_gain_accuracy_tolerance": 0.001}
+    decision, trials = tune_vad_decision(hp, LinearProbes({}, []), [({"vad": logits}, syllables, kept, {"vad": truth})],
+                                         loud=[({"vad": logits}, steady, kept)])
+    assert decision.min_gain_db == -20.0 and decision.min_kept_spread_db == 2.0
+    by_spread = {t["min_kept_spread_db"]: t for t in trials[-3:]}
+    assert by_spread[0.0]["loud_noise_with_speech"] == 1 and by_spread[2.0]["loud_noise_with_speech"] == 0
+    assert by_spread[2.0]["valid_accuracy"] == 1.0 and by_spread[10.0]["valid_accuracy"] == pytest.approx(0.4)

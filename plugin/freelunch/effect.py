@@ -60,7 +60,9 @@ class DynCPEnhancer:
     tap) hardly move it. A speech run may also have to keep its energy through the enhancer: of
     the input's energy over the run's first ``decision.gain_frames`` frames, the share the
     enhancer keeps must reach ``vad_min_gain_db`` (None: the preset's; ``-math.inf``: off), since
-    the enhancer removes loud noise that the masks mistake for speech. The preset may
+    the enhancer removes loud noise that the masks mistake for speech; the preset may also ask
+    what it keeps to move like syllables (``decision.min_kept_spread_db``, off with the gain
+    check), against a steady tone the enhancer passes as a voice. The preset may
     also hold the first frames of a stream as no speech while the network settles
     (``decision.startup_frames``). The
     clean-up looks ahead, and each property is aligned with the frames it describes (the
@@ -123,6 +125,7 @@ class DynCPEnhancer:
                                else float(vad_min_modulation_db)),
             min_gain_db=(preset_decision.min_gain_db if vad_min_gain_db is None
                          else None if vad_min_gain_db == -math.inf else float(vad_min_gain_db)),
+            min_kept_spread_db=0.0 if vad_min_gain_db == -math.inf else preset_decision.min_kept_spread_db,
         )
         self._gain_floor = 0.0 if attenuation_limit_db is None else 10 ** (-attenuation_limit_db / 20)
         self._state: dict | None = None

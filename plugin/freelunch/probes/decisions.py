@@ -16,7 +16,10 @@ a run counts only if the enhancer keeps it: of the input's energy over the run's
 ``gain_frames`` frames, the share that the enhancer keeps must reach ``min_gain_db``. The enhancer
 removes loud noise that the masks mistake for speech (a crackling fire, a tap), and keeps the
 loud frames of speech, its syllables, even at -5 dB SNR: so the share is taken of the energy,
-where the syllables weigh most, not averaged over frames. A frame's answer then depends on the
+where the syllables weigh most, not averaged over frames. What it keeps must also move like
+syllables: the standard deviation of the enhanced level (dB) over those frames must reach
+``min_kept_spread_db``, which drops a steady tone the enhancer passes as a voice (a whale's
+song). A frame's answer then depends on the
 frames after it, so the stream holds each frame back ``lookahead`` frames: the largest lag plus
 the clean-up's and the gain check's look-ahead (the audio is not delayed; only its properties
 are). Voicing and F0 follow the final VAD.
@@ -49,7 +52,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class VadDecision:
     """How frame scores become speech: a probability threshold, the level-modulation veto
     (``min_modulation_db`` 0: off), the start-up hold (0: off), the run clean-up (1: off), then
-    the runs' gain check (``min_gain_db`` None: off).
+    the runs' gain check (``min_gain_db`` None: off) with its spread check (``min_kept_spread_db``
+    0: off).
 
     >>> VadDecision(0.4, bridge_frames=8, min_speech_frames=20).lookahead
     26
@@ -65,6 +69,7 @@ class VadDecision:
     min_modulation_db: float = 0.0
     gain_frames: int = 1
     min_gain_db: float | None = None
+    min_kept_spread_db: float = 0.0
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
@@ -75,6 +80,11 @@ class VadDecision:
         g = self.min_gain_db
         if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float, np.floating)) or not -100.0 <= g <= 0.0):
             raise ValueError(f"min_gain_db must be None (off) or a number of dB in [-100, 0], got {self.min_gain_db!r}")
+        k = self.min_kept_spread_db
+        if isinstance(k, bool) or not isinstance(k, (int, float, np.floating)) or not 0.0 <= k < 100.0:
+            raise ValueError(f"min_kept_spread_db must be a number of dB in [0, 100), got {self.min_kept_spread_db!r}")
+        if k > 0 and g is None:
+            raise ValueError("min_kept_spread_db checks the runs that the gain check reads: set min_gain_db too")
         for name, least in (("bridge_frames", 1), ("min_speech_frames", 1), ("startup_frames", 0),
                             ("modulation_frames", 1), ("gain_frames", 1)):
             value = getattr(self, name)
@@ -317,18 +327,23 @@ class ProbeStream:
         run whose verdict still waits for frames (held for the next push)."""
         columns = joined(self._run_pending, out) if self._run_pending else out
         carried = -1 if self._run_verdict is None else int(self._run_verdict)
+        d = self.decision
         kept, ready, carry = _judge_runs(np.ascontiguousarray(columns["vad"], np.bool_), columns["_energy"], columns["_kept"],
-                                         self.decision.gain_frames, self.decision.min_gain_db, carried, final)
+                                         d.gain_frames, d.min_gain_db, d.min_kept_spread_db, carried, final)
         self._run_verdict = None if carry < 0 else bool(carry)
         n = len(kept)
         self._run_pending = {k: v[ready:] for k, v in columns.items()} if ready < n else {}
         return {**({k: v[:ready] for k, v in columns.items()} if ready < n else columns), "vad": kept[:ready]}
 
 
+KEPT_FLOOR = 10 ** (MODULATION_FLOOR_DB / 10)  # the enhanced energy of digital silence, floored
+
+
 @numba.njit(cache=True, nogil=True)
-def _judge_runs(speech, energy, kept_energy, first, min_gain_db, carried, final):  # pragma: no cover - compiled
+def _judge_runs(speech, energy, kept_energy, first, min_gain_db, min_spread_db, carried, final):  # pragma: no cover - compiled
     # Per speech run: kept if, over its first ``first`` frames (or all of them, once it has
-    # ended or the stream has), the enhanced energy over the input energy reaches the floor.
+    # ended or the stream has), the enhanced energy over the input energy reaches the floor,
+    # and the enhanced level (dB, floored as the veto floors levels) spreads enough.
     # ``carried`` (-1: none, else 0 or 1) is the verdict of a run judged in an earlier push
     # that goes on at frame 0. Returns the verdicts, how many frames are decided (up to the
     # first run still waiting for frames), and the verdict to carry into the next push.
@@ -349,6 +364,9 @@ def _judge_runs(speech, energy, kept_energy, first, min_gain_db, carried, final)
             stop = min(end, i + first)
             total = energy[i:stop].sum()  # none: digital silence, which holds no speech
             verdict = total > 0 and 10.0 * np.log10(kept_energy[i:stop].sum() / total) >= min_gain_db
+            if verdict and min_spread_db > 0:
+                kept_db = 10.0 * np.log10(np.maximum(kept_energy[i:stop], KEPT_FLOOR))
+                verdict = kept_db.std() >= min_spread_db
         else:
             return kept, i, -1
         kept[i:end] = verdict
