@@ -59,7 +59,7 @@ def vad_options(command):
                      help="Least input level swing (median absolute deviation, dB) that can be speech (0: off)."),
         click.option("--vad-min-gain-db", type=float, default=None,
                      help="Least share (dB) of a speech run's energy over its first frames that the enhancer "
-                          "must keep (-inf: off)."),
+                          "must keep (-inf: off, with the preset's check that what it keeps moves like syllables)."),
     ]
     for option in reversed(options):
         command = option(command)
