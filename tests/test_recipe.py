@@ -206,6 +206,15 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     presets.verify(folder)
 
 
+def vad_grids(**grids) -> dict:
+    """``tune_vad_decision``'s grids, one value each unless given (``threshold=[0.5, 0.7]`` sets
+    ``vad_threshold_grid``), and its accuracy tolerance."""
+    return {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
+            "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
+            "vad_gain_frames_grid": [20], "vad_min_gain_db_grid": [-20.0], "vad_min_kept_spread_db_grid": [0.0],
+            "vad_gain_accuracy_tolerance": 0.001, **{f"vad_{name}_grid": values for name, values in grids.items()}}
+
+
 def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
     """The most accurate threshold calls a noise clip speech; with that clip as a constraint the
     tuning takes the stricter threshold, and without it the more accurate one."""
@@ -220,10 +229,7 @@ def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
     noise[30:60] = 0.4  # a noise the probe half believes
     level, gain = np.full(100, -20.0, np.float32), np.full(100, -3.0, np.float32)
     mixtures = [({"vad": logits[:, None]}, level, gain, {"vad": truth})]
-    hp = {"vad_threshold_grid": [0.5, 0.7], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1, 8],
-          "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
-          "vad_gain_frames_grid": [10], "vad_min_gain_db_grid": [-15.0], "vad_min_kept_spread_db_grid": [0.0],
-          "vad_gain_accuracy_tolerance": 0.001}
+    hp = vad_grids(threshold=[0.5, 0.7], min_speech_frames=[1, 8], gain_frames=[10], min_gain_db=[-15.0])
     probes = LinearProbes({}, [])
     free, _ = tune_vad_decision(hp, probes, mixtures)
     assert free.threshold == 0.5
@@ -248,10 +254,7 @@ def test_the_gain_check_drops_loud_noise_the_enhancer_removes():
     speech_gain = np.full(100, -3.0, np.float32)
     speech_gain[20:30] = -12.0  # a soft onset: of the run's first 20 frames, the enhancer keeps -5.5 dB
     noise_gain = np.full(100, -25.0, np.float32)
-    hp = {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
-          "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
-          "vad_gain_frames_grid": [20], "vad_min_gain_db_grid": [-30.0, -20.0, -5.0], "vad_min_kept_spread_db_grid": [0.0],
-          "vad_gain_accuracy_tolerance": 0.001}
+    hp = vad_grids(min_gain_db=[-30.0, -20.0, -5.0])
     loud = [({"vad": logits}, level, noise_gain)]  # the probe is as sure of the noise as of speech
     decision, trials = tune_vad_decision(hp, LinearProbes({}, []), [({"vad": logits}, level, speech_gain, {"vad": truth})],
                                          loud=loud)
@@ -275,10 +278,7 @@ def test_the_spread_check_drops_a_steady_tone_the_enhancer_keeps():
     syllables = np.where(np.arange(100) % 8 < 4, -15.0, -30.0).astype(np.float32)  # 15 dB swings
     steady = np.full(100, -15.0, np.float32)
     kept = np.full(100, -1.0, np.float32)
-    hp = {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
-          "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
-          "vad_gain_frames_grid": [20], "vad_min_gain_db_grid": [-20.0], "vad_min_kept_spread_db_grid": [0.0, 2.0, 10.0],
-          "vad_gain_accuracy_tolerance": 0.001}
+    hp = vad_grids(min_kept_spread_db=[0.0, 2.0, 10.0])
     decision, trials = tune_vad_decision(hp, LinearProbes({}, []), [({"vad": logits}, syllables, kept, {"vad": truth})],
                                          loud=[({"vad": logits}, steady, kept)])
     assert decision.min_gain_db == -20.0 and decision.min_kept_spread_db == 2.0
