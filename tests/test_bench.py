@@ -18,7 +18,7 @@ def shipped(random_preset, tmp_path, monkeypatch):
 
 
 def test_engine_report_structure(shipped):
-    report = bench.run_bench(seconds=2, repeats=1, scaling_durations=(1, 2))
+    report = bench.run_bench(seconds=2, repeats=1, scaling_durations=(1, 2), long_minutes=(0.05, 0.1))
     assert set(report["systems"]) == {"dense", "balanced"}
     for s in report["systems"].values():
         for key in ("usage", "macs_per_frame", "mac_saving", "rtf_offline", "rtf_offline_2_threads", "rtf_stream_512",
@@ -27,7 +27,11 @@ def test_engine_report_structure(shipped):
     assert report["systems"]["dense"]["mac_saving"] == 0.0
     assert 0 < report["systems"]["balanced"]["usage"] < 1
     assert list(report["scaling_balanced_stream_512"]) == ["1s", "2s"]
-    assert "| balanced |" in bench.markdown(report)
+    long = report["long_file_cli_balanced"]
+    assert list(long) == ["no audio", "0.05 min", "0.1 min"]
+    # The CLI's process holds Python, torch and the preset: hundreds of MiB, the floor the rest stands on.
+    assert all(v["peak_rss_mib"] > 50 for v in long.values()) and long["0.1 min"]["rtf"] > 0
+    assert "| balanced |" in bench.markdown(report) and "peak RSS (MiB)" in bench.markdown(report)
     json.dumps(report)
 
 

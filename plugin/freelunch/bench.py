@@ -6,10 +6,16 @@ single-threaded). Each timing is the best of ``repeats`` runs.
 from __future__ import annotations
 
 import datetime
+import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from . import data, presets
@@ -103,8 +109,65 @@ def scaling(name: str, x: np.ndarray, durations=(1, 10, 60, 600)) -> dict:
     return out
 
 
+# What the long-file bench runs in a child process: the CLI itself, or (no input) only its
+# imports and the preset, the floor under the figures.
+CLI_CHILD = """
+import sys
+if len(sys.argv) > 2:
+    from freelunch.cli import main
+    main(["enhance", *sys.argv[1:]], standalone_mode=False)
+else:
+    from freelunch.effect import DynCPEnhancer
+    DynCPEnhancer.from_preset(sys.argv[1])
+"""
+LONG_FILE_RATE = 48000
+
+
+def peak_rss_mib(*args: str) -> tuple[float, float]:
+    """Peak resident memory (MiB) and wall-clock seconds of ``CLI_CHILD`` run with ``args``."""
+    t = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-c", CLI_CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - t
+    if status:
+        raise RuntimeError(f"the long-file bench's child failed: {child.stderr.read().decode().strip()[-500:]}")
+    return usage.ru_maxrss / 1024, elapsed  # Linux reports KiB
+
+
+def write_long_file(path: Path, x: np.ndarray, minutes: float) -> None:
+    """``minutes`` of 48 kHz stereo 24-bit WAV: ``x`` (16 kHz) upsampled and looped, one block
+    at a time (the right channel starts 7 s later), so writing it holds only one block."""
+    up = np.interp(np.arange(3 * len(x)) / 3, np.arange(len(x)), x).astype(np.float32)
+    block = np.stack([up, np.roll(up, 7 * LONG_FILE_RATE)], axis=1)
+    frames = int(minutes * 60 * LONG_FILE_RATE)
+    with sf.SoundFile(path, "w", LONG_FILE_RATE, 2, subtype="PCM_24") as f:
+        for i in range(0, frames, len(block)):
+            f.write(block[: frames - i])
+
+
+def long_files(name: str, x: np.ndarray, minutes=(1, 10, 60)) -> dict:
+    """``freelunch enhance`` on 48 kHz stereo files of growing length, each in a fresh process:
+    its peak RSS (the whole process: Python, torch, numba, the preset) and real-time factor.
+    ``no audio`` is the process that only imports and loads the preset. Flat figures mean the
+    CLI streams the file instead of holding it."""
+    preset = str(presets.resolve(name))
+    rss, _ = peak_rss_mib(preset)
+    out = {"no audio": {"peak_rss_mib": rss}}
+    with tempfile.TemporaryDirectory(prefix="freelunch-bench-") as tmp:
+        for m in minutes:
+            src, dst = Path(tmp) / f"{m}min.wav", Path(tmp) / f"{m}min_enhanced.wav"
+            write_long_file(src, x, m)
+            rss, seconds = peak_rss_mib(str(src), "-o", str(dst), "--preset", preset)
+            if sf.info(dst).frames != sf.info(src).frames:
+                raise RuntimeError(f"the long-file bench's output is {sf.info(dst).frames} frames, not {sf.info(src).frames}")
+            out[f"{m:g} min"] = {"peak_rss_mib": rss, "rtf": seconds / (60 * m)}
+            src.unlink()
+            dst.unlink()
+    return out
+
+
 def run_bench(seconds: float = 60.0, data_root=None, repeats: int = 3, names=("dense", "quality", "balanced"),
-              scaling_durations=(1, 10, 60, 600)) -> dict:
+              scaling_durations=(1, 10, 60, 600), long_minutes=(1, 10, 60)) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -115,6 +178,7 @@ def run_bench(seconds: float = 60.0, data_root=None, repeats: int = 3, names=("d
         torch.set_num_threads(threads)
     if "dense" not in systems:
         raise ValueError(f"bench needs the dense preset as its reference; have {presets.available()}")
+    long = long_files("balanced", x, long_minutes) if "balanced" in systems and long_minutes else {}
     dense = systems["dense"]
     for s in systems.values():
         s["mac_saving"] = 1 - s["macs_per_frame"] / dense["macs_per_frame"]
@@ -128,7 +192,10 @@ def run_bench(seconds: float = 60.0, data_root=None, repeats: int = 3, names=("d
         "audio": "fixed test-split mixtures (freelunch.data.fixed_mixtures), concatenated",
         "systems": systems,
         "scaling_balanced_stream_512": scale,
-        "notes": "peak_traced_mib grows with length only through the property track (a few floats per 16 ms frame)",
+        "long_file_cli_balanced": long,
+        "notes": "peak_traced_mib grows with length only through the property track (a few floats per 16 ms frame); "
+                 "long_file_cli_balanced runs `freelunch enhance` on 48 kHz stereo 24-bit WAVs in a fresh process "
+                 "with the CLI's own thread defaults, 'no audio' being the process that only loads the preset",
     }
 
 
@@ -151,6 +218,12 @@ def markdown(report: dict) -> str:
                   "|---|" + "---|" * len(report["scaling_balanced_stream_512"]),
                   "| RTF | " + " | ".join(f"{v['rtf']:.4f}" for v in report["scaling_balanced_stream_512"].values()) + " |",
                   "| peak traced memory (MiB) | " + " | ".join(f"{v['peak_traced_mib']:.1f}" for v in report["scaling_balanced_stream_512"].values()) + " |"]
+    long = report.get("long_file_cli_balanced")
+    if long:
+        lines += ["", "| `freelunch enhance`, balanced, 48 kHz stereo WAV | " + " | ".join(long) + " |",
+                  "|---|" + "---|" * len(long),
+                  "| peak RSS (MiB) | " + " | ".join(f"{v['peak_rss_mib']:.0f}" for v in long.values()) + " |",
+                  "| RTF (whole process) | " + " | ".join(f"{v['rtf']:.4f}" if "rtf" in v else "" for v in long.values()) + " |"]
     return "\n".join(lines) + "\n"
 
 

@@ -197,13 +197,16 @@ def list_presets(as_json):
 @click.option("--peers", is_flag=True, help="Also compare with DeepFilterNet3, silero-vad, webrtcvad and pyworld.")
 @click.option("--limit", type=int, default=None, help="With --peers: only the first N test mixtures.")
 @click.option("--data", "data_root", default=None, help="Data pack (default ../shared/data).")
+@click.option("--long-minutes", type=click.FloatRange(min=0), multiple=True, default=(1, 10, 60), show_default=True,
+              help="Lengths of the files for the long-file memory bench of `enhance` (repeatable; 0 skips it).")
 @fail_cleanly
-def bench(as_json, out_dir, seconds, peers, limit, data_root):
+def bench(as_json, out_dir, seconds, peers, limit, data_root, long_minutes):
     """Cost and speed of the presets on test-split mixtures, one thread; --peers adds the comparison."""
     from .bench import markdown, peer_markdown, run_bench, run_peer_comparison
     from .export.common import write_text_atomic
 
-    report = {"engine": run_bench(seconds=seconds, data_root=data_root)}
+    long_minutes = tuple(m for m in long_minutes if m > 0)
+    report = {"engine": run_bench(seconds=seconds, data_root=data_root, long_minutes=long_minutes)}
     text = markdown(report["engine"])
     if peers:
         report["peers"] = run_peer_comparison(limit=limit, data_root=data_root)
