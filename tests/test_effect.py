@@ -132,6 +132,26 @@ def test_speechbrain_pretrained_interface_loads_offline(random_preset, speechlik
     torch.testing.assert_close(enhancer.enhance_batch(noisy), expected)
 
 
+def test_a_tampered_speechbrain_hyperparams_file_never_runs(random_preset, tmp_path):
+    """hyperpyyaml runs what a YAML file names: a preset whose hyperparams.yaml was edited is
+    refused before it is parsed, even with its checksum rewritten to match."""
+    import shutil
+
+    from freelunch.presets import PresetError, write_checksums
+    from freelunch.pretrained import FreelunchEnhancer
+
+    copy, marker = tmp_path / "copy", tmp_path / "ran"
+    shutil.copytree(random_preset, copy)
+    yaml = copy / "hyperparams.yaml"
+    yaml.write_text(f'payload: !apply:pathlib.Path.touch [!new:pathlib.Path ["{marker}"]]\n' + yaml.read_text())
+    with pytest.raises(PresetError, match="checksum"):
+        FreelunchEnhancer.from_hparams(source=copy)
+    write_checksums(copy)
+    with pytest.raises(PresetError, match="not the one freelunch writes"):
+        FreelunchEnhancer.from_hparams(source=copy)
+    assert not marker.exists()
+
+
 def test_tampered_preset_is_refused(random_preset, tmp_path):
     import shutil
 

@@ -11,6 +11,8 @@ import tempfile
 import torch
 from speechbrain.inference.interfaces import Pretrained
 
+from . import presets
+
 
 class FreelunchEnhancer(Pretrained):
     """The preset's network behind SpeechBrain's ``Pretrained`` API (16 kHz, batched, offline)."""
@@ -19,10 +21,20 @@ class FreelunchEnhancer(Pretrained):
 
     @classmethod
     def from_hparams(cls, source, hparams_file="hyperparams.yaml", **kwargs):
-        """Load from a local preset folder; no hub, no download."""
+        """Load from a preset (a shipped name or a local folder); no hub, no download.
+
+        hyperpyyaml runs whatever a YAML file names, so the preset is verified first, and its own
+        ``hyperparams.yaml`` must be the one freelunch writes: a tampered preset is refused before
+        any of it is parsed. A different ``hparams_file`` is the caller's own, parsed as given.
+        """
+        folder = presets.resolve(source)
+        presets.verify(folder)
+        if hparams_file == "hyperparams.yaml" and (folder / hparams_file).read_text() != presets.HYPERPARAMS:
+            raise presets.PresetError(f"preset {folder}: hyperparams.yaml is not the one freelunch writes; "
+                                      "refusing to parse it (hyperpyyaml would run what it names)")
         kwargs.setdefault("savedir", tempfile.mkdtemp(prefix="freelunch-sb-"))
-        overrides = {**kwargs.pop("overrides", {}), "preset_folder": str(source)}
-        return super().from_hparams(source=str(source), hparams_file=hparams_file, overrides=overrides, **kwargs)
+        overrides = {**kwargs.pop("overrides", {}), "preset_folder": str(folder)}
+        return super().from_hparams(source=str(folder), hparams_file=hparams_file, overrides=overrides, **kwargs)
 
     def enhance_batch(self, noisy: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N) 16 kHz noisy audio -> (B, N) enhanced. ``lengths`` is accepted for API parity;
