@@ -198,6 +198,20 @@ def test_failed_write_leaves_nothing_and_keeps_the_input(wav, tmp_path, random_p
     assert wav.read_bytes() == before
 
 
+def test_a_bad_file_in_a_batch_is_named_and_the_rest_are_enhanced(tmp_path, random_preset):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    sf.write(batch / "a_good.wav", noise(16000), 16000)
+    sf.write(batch / "b_nan.wav", np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    (batch / "c_corrupt.wav").write_bytes(b"RIFF0000WAVEjunk")
+    sf.write(batch / "d_good.flac", noise(16000, seed=1), 16000)
+    result = cli("enhance", batch, "-o", tmp_path / "out", "--preset", random_preset, "--labels", "srt")
+    assert result.exit_code == 1 and "2 of 4 files failed" in result.output
+    assert "b_nan.wav: audio contains NaN" in result.output and "cannot read audio from" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_good.srt", "a_good.wav", "d_good.flac", "d_good.srt"]
+
+
 LONG_FILE_RSS = """
 import resource, sys, numpy as np, soundfile as sf
 from freelunch.effect import DynCPEnhancer

@@ -107,18 +107,45 @@ def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite,
 
 def run_jobs(jobs_list: list[tuple[Path, object]], work, jobs: int, label: str) -> None:
     """Run ``work(job, progress)`` over (input file, destination) jobs on ``jobs`` threads, one
-    progress bar over all input samples; print each path written."""
+    progress bar over all input samples; print each path written.
+
+    A file that fails does not stop the others: each failure is one line naming the file, and
+    the run ends in an error that counts them.
+    """
     from .files import open_audio
 
-    total = 0
-    for src, _ in jobs_list:
-        with open_audio(src) as f:
-            total += f.frames
+    failures: list[str] = []
+
+    def failed(src: Path, e: Exception) -> None:
+        failures.append(f"{src}: {e}" if str(src) not in str(e) else str(e) or type(e).__name__)
+        if len(jobs_list) > 1:
+            click.echo(f"failed: {failures[-1]}", err=True)
+
+    readable, total = [], 0
+    for job in jobs_list:
+        try:
+            with open_audio(job[0]) as f:
+                total += f.frames
+            readable.append(job)
+        except USER_ERRORS as e:
+            failed(job[0], e)
+
+    def attempt(job):
+        try:
+            return work(job, bar.update)
+        except USER_ERRORS as e:
+            failed(job[0], e)
+            return []
+
     with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for written in pool.map(lambda job: work(job, bar.update), jobs_list):
+            for written in pool.map(attempt, readable):
                 for path in written:
                     click.echo(str(path))
+    if len(jobs_list) == 1 and failures:
+        raise click.ClickException(failures[0])
+    if failures:
+        raise click.ClickException(f"{len(failures)} of {len(jobs_list)} files failed (each named above)")
 
 
 @main.command("labels")
