@@ -198,6 +198,16 @@ def test_failed_write_leaves_nothing_and_keeps_the_input(wav, tmp_path, random_p
     assert wav.read_bytes() == before
 
 
+def test_an_output_folder_that_is_a_file_is_named(wav, tmp_path, random_preset):
+    blocker = tmp_path / "notes"
+    blocker.write_text("keep")
+    for args in (("enhance", wav, "-o", blocker / "o.wav"), ("enhance", wav, wav, "-o", blocker / "sub"),
+                 ("labels", wav, "--format", "srt", "-o", blocker / "labels")):
+        result = cli(*args, "--preset", random_preset)
+        assert result.exit_code == 1 and f"{blocker} is a file" in result.output, result.output
+    assert blocker.read_text() == "keep"
+
+
 def test_a_bad_file_in_a_batch_is_named_and_the_rest_are_enhanced(tmp_path, random_preset):
     batch = tmp_path / "batch"
     batch.mkdir()

@@ -49,6 +49,14 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[tuple[Path, Path]]:
     return found
 
 
+def make_folder(folder: Path) -> None:
+    """Create an output folder (and its parents), naming the file that stands in the way."""
+    for part in (folder, *folder.parents):
+        if part.exists() and not part.is_dir():
+            raise ValueError(f"cannot make output folder {folder}: {part} is a file")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def vad_options(command):
     """The effect's VAD decision as options; each defaults to the preset's value."""
     options = [
@@ -88,14 +96,14 @@ def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite,
     out = Path(output)
     single = len(pairs) == 1 and out.suffix.lower() in AUDIO_EXTENSIONS
     if not single:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
     jobs_list = [(src, out if single else out / rel) for src, rel in pairs]
     settings = dict(attenuation_limit_db=attenuation_limit, **vad)
     DynCPEnhancer.from_preset(preset, **settings)  # fail early on a bad preset or setting
 
     def enhance_one(job, progress):
         src, dst = job
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(dst.parent)
         track = enhance_file(src, dst, DynCPEnhancer.from_preset(preset, **settings), overwrite=overwrite,
                              progress=progress)
         for fmt in label_formats:
@@ -191,7 +199,7 @@ def labels(inputs, formats, output, preset, jobs, **vad):
         fx = DynCPEnhancer.from_preset(preset, **vad)
         stream_file(src, fx, None, progress)
         for fmt, dst in zip(formats, dsts):
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            make_folder(dst.parent)
             export(fx.properties, dst, fmt, audio_path=src)
         return dsts
 
