@@ -63,12 +63,23 @@ def test_bad_buffer_sizes(fx, buffer_size, error):
         noise(16000) + 0.5,
         np.zeros(16000, np.float32),
         noise(48000, seed=3),
+        np.zeros((2, 0), np.float32),
+        np.zeros((0, 2), np.float32),
+        np.round(noise(16000) * 127 + 128).astype(np.uint8),
     ],
-    ids=["empty", "one-sample", "int16", "int32", "float64", "beyond-full-scale", "dc-offset", "silence", "pure-noise"],
+    ids=["empty", "one-sample", "int16", "int32", "float64", "beyond-full-scale", "dc-offset", "silence", "pure-noise",
+         "empty-stereo-channels-first", "empty-stereo-channels-last", "uint8"],
 )
 def test_odd_arrays_give_finite_output_of_the_same_shape(fx, x):
     y = fx(x, 16000)
     assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+
+
+def test_unsigned_samples_are_centred(fx):
+    """8-bit WAV samples are unsigned, with silence at 128: they read as the signed signal."""
+    x = np.round(noise(16000) * 127)
+    np.testing.assert_array_equal(fx((x + 128).astype(np.uint8), 16000), fx(x / 128, 16000))
+    np.testing.assert_allclose(fx((x * 256 + 32768).astype(np.uint16), 16000), fx(x / 128, 16000), atol=1e-6)
 
 
 @pytest.mark.parametrize("rate", [8000, 11025, 22050, 44100, 48000, 96000, 192000])

@@ -11,21 +11,28 @@ def as_channels_first(x, channels: int | None = None) -> tuple[np.ndarray, str]:
 
     Layouts follow pedalboard: 1-D is mono; 2-D has the smaller axis as channels, unless
     ``channels`` (the count of a stream already running) names one axis, which settles
-    short blocks such as a stereo block of one sample. Integer arrays are scaled from their
-    full range to [-1, 1].
+    short blocks such as a stereo block of one sample; an empty 2-D array has its non-empty
+    axis as channels, as pedalboard keeps a (2, 0) block. Integer arrays are scaled from their
+    full range to [-1, 1], unsigned ones about their midpoint (8-bit WAV's silence is 128).
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"audio must be a numpy array, not {type(x).__name__}")
     if x.ndim not in (1, 2):
         raise ValueError(f"audio must be 1-D (mono) or 2-D (channels x samples), got {x.ndim}-D shape {x.shape}")
-    if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float32) / np.float32(-np.iinfo(x.dtype).min if np.iinfo(x.dtype).min < 0 else np.iinfo(x.dtype).max)
+    if np.issubdtype(x.dtype, np.signedinteger):
+        x = x.astype(np.float32) / np.float32(-np.iinfo(x.dtype).min)
+    elif np.issubdtype(x.dtype, np.unsignedinteger):
+        middle = (np.iinfo(x.dtype).max + 1) // 2
+        x = ((x.astype(np.float64) - middle) / middle).astype(np.float32)
     elif np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32, copy=False)
     else:
         raise TypeError(f"audio must be a float or integer array, got dtype {x.dtype}")
     if x.ndim == 1:
         layout, x = "mono", x[None]
+    elif x.size == 0 and max(x.shape) > 0:
+        layout = "channels_first" if x.shape[0] else "channels_last"
+        x = x if layout == "channels_first" else x.T
     elif channels in x.shape and x.shape[0] != x.shape[1]:
         layout = "channels_first" if x.shape[0] == channels else "channels_last"
         x = x if layout == "channels_first" else x.T
