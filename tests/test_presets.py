@@ -85,7 +85,10 @@ def no_speech_found(fx: DynCPEnhancer, x: np.ndarray, what: str = "silence") -> 
 
 @pytest.mark.parametrize("name", ["balanced", "quality"])
 def test_digital_silence_gives_no_speech(name):
-    no_speech_found(DynCPEnhancer.from_preset(name), np.zeros(5 * 16000, np.float32))
+    fx = DynCPEnhancer.from_preset(name)
+    no_speech_found(fx, np.zeros(5 * 16000, np.float32))
+    # Nor a noise to name: no category, so no noise labels either.
+    assert np.all(fx.properties.noise_category == -1) and label_segments(fx.properties) == []
 
 
 def valid_noise_clips(rows, level_db: float):

@@ -56,8 +56,9 @@ def example_figure(net, probes, mixture, targets, enhanced, out: Path) -> None:
     ax.plot(t, targets["snr_db"], "k", lw=0.8, label="local SNR target")
     ax.plot(t, columns["snr_db"], "r", lw=0.8, label="SNR probe")
     ax.set_ylabel("dB")
-    ax.set_xlabel(f"s — noise: {mixture['category']}, probe says "
-                  f"{probes.category_names[int(np.bincount(columns['noise_category']).argmax())]}")
+    named = columns["noise_category"][columns["noise_category"] >= 0]  # -1: digital silence, no category
+    said = probes.category_names[int(np.bincount(named).argmax())] if named.size else "nothing"
+    ax.set_xlabel(f"s — noise: {mixture['category']}, probe says {said}")
     ax.legend(loc="upper right", fontsize=7)
     _save(fig, out)
 

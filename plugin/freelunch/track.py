@@ -2,7 +2,8 @@
 
 One row per 16 ms STFT frame; ``times`` is each frame's centre in seconds. Columns are
 numpy arrays that grow while streaming. Columns a preset cannot estimate (a preset without
-probes, or the dense preset) are NaN.
+probes, or the dense preset) are NaN; ``noise_category`` is -1 where there is no category (no
+probes, or digital silence, which holds no noise to name).
 """
 from __future__ import annotations
 

@@ -271,8 +271,8 @@ class ProbeStream:
         return self._emit(final)
 
     def _columns(self, scores: dict[str, np.ndarray], level_db: np.ndarray, modulation: np.ndarray) -> dict[str, np.ndarray]:
-        """Frame columns before the VAD clean-up; ``level_db`` vetoes speech below SILENCE_DB,
-        ``modulation`` below the decision's minimum."""
+        """Frame columns before the VAD clean-up; ``level_db`` vetoes speech and the noise
+        category below SILENCE_DB, ``modulation`` vetoes speech below the decision's minimum."""
         out = {}
         if "vad" in scores:
             out["vad_prob"] = sigmoid(scores["vad"][:, 0])
@@ -283,8 +283,8 @@ class ProbeStream:
             out["voiced"] = out["voiced_prob"] >= 0.5
         if "f0_hz" in scores:
             out["f0_hz"] = scores["f0_hz"][:, 0]
-        if "noise_category" in scores:
-            out["noise_category"] = scores["noise_category"].argmax(axis=1)
+        if "noise_category" in scores:  # digital silence holds no noise to name: -1, no category
+            out["noise_category"] = np.where(level_db >= SILENCE_DB, scores["noise_category"].argmax(axis=1), -1)
         for name in ("snr_db", "noise_level_db"):
             if name in scores:
                 out[name] = scores[name][:, 0]
