@@ -132,6 +132,30 @@ def test_speechbrain_pretrained_interface_loads_offline(random_preset, speechlik
     torch.testing.assert_close(enhancer.enhance_batch(noisy), expected)
 
 
+def test_the_effect_and_the_cli_run_without_torch(random_preset, tmp_path):
+    """The streaming engine runs on numpy and numba: enhancing never imports torch (about 480
+    MiB of a process's memory)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np, soundfile as sf\n"
+        "from freelunch import DynCPEnhancer\n"
+        "from freelunch.cli import main\n"
+        f"fx = DynCPEnhancer.from_preset({str(random_preset)!r})\n"
+        "x = np.random.default_rng(0).standard_normal((2, 20000)).astype(np.float32) * 0.1\n"
+        "assert np.isfinite(fx(x, 44100)).all() and len(fx.properties.times)\n"
+        f"sf.write({str(tmp_path / 'in.wav')!r}, x.T, 44100)\n"
+        f"main(['enhance', {str(tmp_path / 'in.wav')!r}, '-o', {str(tmp_path / 'out.wav')!r}, '--preset', {str(random_preset)!r},"
+        " '--labels', 'srt', '--labels', 'jams'], standalone_mode=False)\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out.wav").exists() and (tmp_path / "out.srt").exists()
+
+
 def test_a_tampered_speechbrain_hyperparams_file_never_runs(random_preset, tmp_path):
     """hyperpyyaml runs what a YAML file names: a preset whose hyperparams.yaml was edited is
     refused before it is parsed, even with its checksum rewritten to match."""

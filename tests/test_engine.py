@@ -266,3 +266,23 @@ def test_mask_calibration_is_the_same_in_every_engine(speechlike):
         ConvFSENet(gain_exponent=0.0)
     with pytest.raises(ValueError, match="gain_smoothing"):
         ConvFSENet(gain_smoothing=1.0)
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_the_engines_state_layout_is_the_networks(gated):
+    """The engines read a preset's weights without torch, by name and shape: the same as the network's."""
+    from freelunch.model.engine import state_shapes
+
+    net = ConvFSENet(gated=gated, stacks=1, dilations=(1, 2))
+    assert state_shapes(net.config) == {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def test_weights_that_do_not_fit_are_refused_by_name():
+    from freelunch.model import NetworkWeights
+
+    weights = make_net().weights()
+    state = dict(weights.state)
+    state["blocks.0.up.weight"] = state["blocks.0.up.weight"][:-1]
+    del state["backend.bias"]
+    with pytest.raises(ValueError, match=r"missing \['backend.bias'\].*wrong shapes \['blocks.0.up.weight'\]"):
+        NetworkWeights(weights.config, state)

@@ -12,7 +12,7 @@ from pedalboard.io import StreamResampler
 from . import presets
 from .audio import as_channels_first, check_buffer_size, check_sample_rate, restore_layout
 from .model import StreamingEngine
-from .model import stft as S
+from .model import framing as S
 from .model.engine import DelayLine
 from .probes.decisions import VadDecision
 from .probes.linear import LinearProbes
@@ -112,7 +112,7 @@ class DynCPEnhancer:
             raise ValueError(f"vad_min_gain_db must be in [-100, 0] dB, or -inf for no check, got {vad_min_gain_db}")
         self.preset = str(preset)
         self.attenuation_limit_db = attenuation_limit_db
-        self._net, self.config, folder = presets.load(preset)
+        self._weights, self.config, folder = presets.load_weights(preset)
         self._probes = LinearProbes.load(folder) if (folder / LinearProbes.FILE).exists() else None
         preset_decision = self._probes.decision if self._probes else VadDecision()
         frames = lambda ms, default: default if ms is None else max(1, round(ms * ENGINE_RATE / 1000 / S.HOP))  # noqa: E731
@@ -227,7 +227,7 @@ class DynCPEnhancer:
         return dict(
             sample_rate=sample_rate,
             channels=channels,
-            engines=[StreamingEngine(self._net, self._gain_floor) for _ in range(channels)],
+            engines=[StreamingEngine(self._weights, self._gain_floor) for _ in range(channels)],
             down=StreamResampler(sample_rate, ENGINE_RATE, channels) if resample else None,
             up=StreamResampler(ENGINE_RATE, sample_rate, channels) if resample else None,
             # StreamResampler guesses the layout from the smaller axis, so blocks with no

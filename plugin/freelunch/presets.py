@@ -18,12 +18,16 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy
 
 from .export.common import write_text_atomic
-from .model import ConvFSENet
+from .model import NetworkWeights
+
+if TYPE_CHECKING:
+    from .model import ConvFSENet
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 HYPERPARAMS = """\
@@ -108,21 +112,34 @@ def load_network(preset: str | os.PathLike) -> ConvFSENet:
 
 def load(preset: str | os.PathLike) -> tuple[ConvFSENet, dict, Path]:
     """Verify and load a preset: (eval-mode network, config, folder)."""
+    import torch
+
+    from .model import ConvFSENet
+
+    weights, config, folder = load_weights(preset)
+    net = ConvFSENet(**network_kwargs(config))
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in weights.state.items()}, strict=True)
+    return net.eval(), config, folder
+
+
+def load_weights(preset: str | os.PathLike) -> tuple[NetworkWeights, dict, Path]:
+    """Verify and load a preset without torch: (the network's weights as numpy, config, folder).
+    The streaming engine runs on these; names and shapes are checked against the config."""
     folder = resolve(preset)
     config = verify(folder)
-    net = ConvFSENet(**network_kwargs(config))
     try:
-        state = load_file(str(folder / "model.safetensors"))
-        net.load_state_dict(state, strict=True)
-    except (RuntimeError, OSError, ValueError) as e:
+        weights = NetworkWeights(network_kwargs(config), load_numpy(str(folder / "model.safetensors")))
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:
         raise PresetError(f"preset {folder}: weights do not fit the network ({e})") from None
-    return net.eval(), config, folder
+    return weights, config, folder
 
 
 def save(folder: Path, net: ConvFSENet, config: dict, extra_files: dict[str, Path] | None = None) -> Path:
     """Write a preset atomically: everything goes to a temporary folder that is renamed into place."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp / "model.safetensors"))
@@ -151,4 +168,6 @@ def write_checksums(folder: Path) -> None:
 
 def load_state_from_checkpoint(path: Path) -> dict:
     """Model weights from a SpeechBrain checkpoint file, loaded without unpickling code."""
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)

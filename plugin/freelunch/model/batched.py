@@ -38,7 +38,7 @@ class BatchedEngine:
         (self.front_w, self.front_b, self.up_w, up_b, prelu1, n1_scale, n1_shift, dw_w, dw_b, prelu2,
          n2_scale, n2_shift, self.down_wt, self.down_b, g1_w, self.g1_b, self.g2_w, self.g2_b, dilations,
          self.back_w, self.back_b, self.gated,
-         ) = (torch.from_numpy(p) if isinstance(p, np.ndarray) else p for p in export_weights(net))
+         ) = (torch.from_numpy(p) if isinstance(p, np.ndarray) else p for p in export_weights(net.weights()))
         # Every per-hidden-channel parameter of a block in one table (blocks, params, hidden),
         # so that the active channels' parameters are gathered in one call.
         self.taps = dw_w.shape[-1]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import stft as S
+from . import framing as S
 
 
 def block_macs(channels: int, hidden: int, kernel: int, active: float | np.ndarray) -> float | np.ndarray:

@@ -10,12 +10,17 @@ not per hop.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numba
 import numpy as np
 
-from . import stft as S
-from .network import ConvFSENet
+from . import framing as S
 from .smoothing import ema, fresh_state
+
+if TYPE_CHECKING:
+    from .network import ConvFSENet
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True)
@@ -95,47 +100,100 @@ def _run_frames(feats, frame0, p, ma_hist, dw_hist, masks_out, gains_out):  # pr
             gains_out[f, o] = 1.0 / (1.0 + np.exp(-acc))
 
 
-def _bn_affine(bn) -> tuple[np.ndarray, np.ndarray]:
-    scale = bn.weight.detach().numpy() / np.sqrt(bn.running_var.detach().numpy() + bn.eps)
-    shift = bn.bias.detach().numpy() - bn.running_mean.detach().numpy() * scale
-    return scale, shift
+BN_EPS = 1e-5  # torch's BatchNorm1d default, which the network keeps
 
 
-def export_weights(net: ConvFSENet) -> tuple:
-    """Lay out an eval-mode network's weights for the kernel: stacked per block, float32, contiguous."""
-    cfg = net.config
+@dataclass(frozen=True)
+class NetworkWeights:
+    """A network as the engines read it: its config and its state dict as numpy arrays.
+
+    A preset loads into this without torch (``presets.load_weights``); ``ConvFSENet.weights()``
+    gives it for a network in memory. The state's names and shapes must be the network's.
+    """
+
+    config: dict
+    state: dict
+
+    def __post_init__(self):
+        expected, got = state_shapes(self.config), {k: tuple(np.shape(v)) for k, v in self.state.items()}
+        if got != expected:
+            wrong = sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])
+            raise ValueError(f"weights do not fit the network: missing {sorted(expected.keys() - got.keys())[:5]}, "
+                             f"unexpected {sorted(got.keys() - expected.keys())[:5]}, wrong shapes {wrong[:5]}")
+
+    @property
+    def gated(self) -> bool:
+        return bool(self.config["gated"])
+
+    @property
+    def compression(self) -> float:
+        return float(self.config["compression"])
+
+    @property
+    def gain_exponent(self) -> float:
+        return float(self.config.get("gain_exponent", 1.0))
+
+    @property
+    def gain_smoothing(self) -> float:
+        return float(self.config.get("gain_smoothing", 0.0))
+
+
+def state_shapes(config: dict) -> dict[str, tuple]:
+    """The state dict's names and shapes of a ``ConvFSENet`` with this config (a test holds
+    it to the torch network's)."""
+    c, h, k, g = config["channels"], config["hidden"], config["kernel"], config["gate_hidden"]
+    shapes = {"frontend.weight": (c, S.N_BINS, 1), "frontend.bias": (c,),
+              "backend.weight": (S.N_BINS, c, 1), "backend.bias": (S.N_BINS,)}
+    for i in range(config["stacks"] * len(config["dilations"])):
+        b = f"blocks.{i}."
+        shapes |= {b + "up.weight": (h, c, 1), b + "up.bias": (h,), b + "depthwise.weight": (h, 1, k),
+                   b + "depthwise.bias": (h,), b + "down.weight": (c, h, 1), b + "down.bias": (c,),
+                   b + "act1.weight": (h,), b + "act2.weight": (h,)}
+        for norm in ("norm1", "norm2"):
+            shapes |= {f"{b}{norm}.{n}": (h,) for n in ("weight", "bias", "running_mean", "running_var")}
+            shapes[f"{b}{norm}.num_batches_tracked"] = ()
+        if config["gated"]:
+            shapes |= {f"gates.{i}.net.0.weight": (g, c, 1), f"gates.{i}.net.0.bias": (g,),
+                       f"gates.{i}.net.2.weight": (h, g, 1), f"gates.{i}.net.2.bias": (h,)}
+    return shapes
+
+
+def export_weights(weights: NetworkWeights) -> tuple:
+    """Lay out a network's weights for the kernel: stacked per block, float32, contiguous.
+    Eval-mode norms become per-channel affine maps."""
+    cfg, w = weights.config, weights.state
     f32 = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.float32))  # noqa: E731
-    blocks = net.blocks
-    stack = lambda fn: f32(np.stack([fn(b) for b in blocks]))  # noqa: E731
-    n1 = [_bn_affine(b.norm1) for b in blocks]
-    n2 = [_bn_affine(b.norm2) for b in blocks]
-    w = lambda m: m.weight.detach().numpy()  # noqa: E731
-    prelu = lambda a, n: np.broadcast_to(w(a), (n,))  # noqa: E731
+    n_blocks = cfg["stacks"] * len(cfg["dilations"])
+    stack = lambda name, fn=lambda a: a: f32(np.stack([fn(w[f"blocks.{i}.{name}"]) for i in range(n_blocks)]))  # noqa: E731
+
+    def norm(which: str) -> tuple[np.ndarray, np.ndarray]:
+        scale = stack(f"{which}.weight") / np.sqrt(stack(f"{which}.running_var") + BN_EPS)
+        return f32(scale), f32(stack(f"{which}.bias") - stack(f"{which}.running_mean") * scale)
+
     hidden, channels = cfg["hidden"], cfg["channels"]
-    if net.gated:
-        gates = net.gates
-        g1_w = f32(np.stack([w(g.net[0])[:, :, 0] for g in gates]))
-        g1_b = f32(np.stack([g.net[0].bias.detach().numpy() for g in gates]))
-        g2_w = f32(np.stack([w(g.net[2])[:, :, 0] for g in gates]))
-        g2_b = f32(np.stack([g.net[2].bias.detach().numpy() for g in gates]))
+    if weights.gated:
+        gate = lambda name, fn=lambda a: a: f32(np.stack([fn(w[f"gates.{i}.{name}"]) for i in range(n_blocks)]))  # noqa: E731
+        g1_w, g1_b = gate("net.0.weight", lambda a: a[:, :, 0]), gate("net.0.bias")
+        g2_w, g2_b = gate("net.2.weight", lambda a: a[:, :, 0]), gate("net.2.bias")
     else:
-        g1_w = np.zeros((len(blocks), 1, channels), np.float32)
-        g1_b = np.zeros((len(blocks), 1), np.float32)
-        g2_w = np.zeros((len(blocks), hidden, 1), np.float32)
-        g2_b = np.zeros((len(blocks), hidden), np.float32)
+        g1_w = np.zeros((n_blocks, 1, channels), np.float32)
+        g1_b = np.zeros((n_blocks, 1), np.float32)
+        g2_w = np.zeros((n_blocks, hidden, 1), np.float32)
+        g2_b = np.zeros((n_blocks, hidden), np.float32)
+    (n1_scale, n1_shift), (n2_scale, n2_shift) = norm("norm1"), norm("norm2")
     return (
-        f32(w(net.frontend)[:, :, 0]), f32(net.frontend.bias.detach().numpy()),
-        stack(lambda b: w(b.up)[:, :, 0]), stack(lambda b: b.up.bias.detach().numpy()),
-        stack(lambda b: prelu(b.act1, hidden)),
-        f32(np.stack([s for s, _ in n1])), f32(np.stack([s for _, s in n1])),
-        stack(lambda b: w(b.depthwise)[:, 0, :]), stack(lambda b: b.depthwise.bias.detach().numpy()),
-        stack(lambda b: prelu(b.act2, hidden)),
-        f32(np.stack([s for s, _ in n2])), f32(np.stack([s for _, s in n2])),
-        stack(lambda b: w(b.down)[:, :, 0].T), stack(lambda b: b.down.bias.detach().numpy()),
+        f32(w["frontend.weight"][:, :, 0]), f32(w["frontend.bias"]),
+        stack("up.weight", lambda a: a[:, :, 0]), stack("up.bias"),
+        stack("act1.weight"),
+        n1_scale, n1_shift,
+        stack("depthwise.weight", lambda a: a[:, 0, :]), stack("depthwise.bias"),
+        stack("act2.weight"),
+        n2_scale, n2_shift,
+        stack("down.weight", lambda a: a[:, :, 0].T), stack("down.bias"),
         g1_w, g1_b, g2_w, g2_b,
-        np.array([b.depthwise.dilation[0] for b in blocks], np.int64),
-        f32(w(net.backend)[:, :, 0]), f32(net.backend.bias.detach().numpy()),
-        bool(net.gated),
+        np.array([d for _ in range(cfg["stacks"]) for d in cfg["dilations"]], np.int64),
+        f32(w["backend.weight"][:, :, 0]), f32(w["backend.bias"]),
+        weights.gated,
     )
 
 
@@ -202,15 +260,18 @@ class StreamingEngine:
 
     ``gain_floor`` bounds how much any bin can be attenuated (an attenuation limit).
 
-    >>> eng = StreamingEngine(ConvFSENet().eval())
+    ``net`` is a ``ConvFSENet`` (which this puts in eval mode) or its ``NetworkWeights``.
+
+    >>> from freelunch.model import ConvFSENet
+    >>> eng = StreamingEngine(ConvFSENet())
     >>> eng.process(np.zeros(1000, np.float32)).shape
     (1000,)
     """
 
     latency = S.N_FFT - 1
 
-    def __init__(self, net: ConvFSENet, gain_floor: float = 0.0):
-        net = net.eval()
+    def __init__(self, net: "ConvFSENet | NetworkWeights", gain_floor: float = 0.0):
+        net = net if isinstance(net, NetworkWeights) else net.eval().weights()
         self.params = export_weights(net)
         self.config = net.config
         self.compression = net.compression

@@ -3,12 +3,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import stft as S
+from .engine import NetworkWeights
 from .gates import DynCPGate
-from .smoothing import smooth_over_frames
+from .smoothing import ema, fresh_state
+
+
+def smooth_over_frames(gain: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(B, K, T) -> (B, K, T), each signal averaged over its frames from a fresh stream.
+    Inference only: the average runs outside autograd."""
+    frames = gain.detach().transpose(1, 2).contiguous().numpy()  # (B, T, K)
+    for signal in frames:
+        ema(signal, np.float32(alpha), fresh_state(signal.shape[1]))
+    return torch.from_numpy(frames).transpose(1, 2)
 
 
 @dataclass
@@ -116,6 +127,13 @@ class ConvFSENet(nn.Module):
     @property
     def gated(self) -> bool:
         return self.gates is not None
+
+    def weights(self) -> NetworkWeights:
+        """The config and the state dict as numpy arrays: what the engines read. The mask's
+        calibration is read from the attributes that ``forward`` reads (a recipe sets them)."""
+        config = dict(self.config, compression=self.compression, gain_exponent=self.gain_exponent,
+                      gain_smoothing=self.gain_smoothing)
+        return NetworkWeights(config, {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()})
 
     def forward_spec(
         self, spec: torch.Tensor, masks: torch.Tensor | None = None, force_dense: bool = False

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import torch
 
 
 @numba.njit(cache=True, nogil=True)
@@ -22,12 +21,3 @@ def ema(frames, alpha, state):  # pragma: no cover - compiled
 def fresh_state(width: int) -> np.ndarray:
     """The state of a stream that has not started: the first frame passes unchanged."""
     return np.full(width, np.nan, np.float32)
-
-
-def smooth_over_frames(gain: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(B, K, T) -> (B, K, T), each signal averaged over its frames from a fresh stream.
-    Inference only: the average runs outside autograd."""
-    frames = gain.detach().transpose(1, 2).contiguous().numpy()  # (B, T, K)
-    for signal in frames:
-        ema(signal, np.float32(alpha), fresh_state(signal.shape[1]))
-    return torch.from_numpy(frames).transpose(1, 2)

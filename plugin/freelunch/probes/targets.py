@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data import active_rms
-from ..model.stft import HOP, N_FFT, SAMPLE_RATE, n_frames
+from ..model.framing import HOP, N_FFT, SAMPLE_RATE, n_frames
 
 VAD_THRESHOLD_DB = -25.0  # a frame is speech when its energy is within 25 dB of the active level,
 VAD_FLOOR_MARGIN_DB = 8.0  # ...and 8 dB above the recording's own floor (its 5th-percentile frame),
