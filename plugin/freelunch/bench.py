@@ -6,7 +6,6 @@ single-threaded). Each timing is the best of ``repeats`` runs.
 from __future__ import annotations
 
 import datetime
-import os
 import platform
 import subprocess
 import sys
@@ -110,7 +109,9 @@ def scaling(name: str, x: np.ndarray, durations=(1, 10, 60, 600)) -> dict:
 
 
 # What the long-file bench runs in a child process: the CLI itself, or (no input) only its
-# imports and the preset, the floor under the figures.
+# imports and the preset, the floor under the figures. It prints its own peak resident memory
+# (KiB): VmHWM is this address space's, while the kernel's ru_maxrss keeps the peak of the
+# process it was forked from (with vfork, the whole parent's).
 CLI_CHILD = """
 import sys
 if len(sys.argv) > 2:
@@ -119,19 +120,21 @@ if len(sys.argv) > 2:
 else:
     from freelunch.effect import DynCPEnhancer
     DynCPEnhancer.from_preset(sys.argv[1])
+with open("/proc/self/status") as f:
+    print(next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")))
 """
 LONG_FILE_RATE = 48000
 
 
 def peak_rss_mib(*args: str) -> tuple[float, float]:
-    """Peak resident memory (MiB) and wall-clock seconds of ``CLI_CHILD`` run with ``args``."""
+    """Peak resident memory (MiB) and wall-clock seconds of ``CLI_CHILD`` run with ``args``
+    (Linux: it reads /proc)."""
     t = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", CLI_CHILD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    child = subprocess.run([sys.executable, "-c", CLI_CHILD, *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - t
-    if status:
-        raise RuntimeError(f"the long-file bench's child failed: {child.stderr.read().decode().strip()[-500:]}")
-    return usage.ru_maxrss / 1024, elapsed  # Linux reports KiB
+    if child.returncode:
+        raise RuntimeError(f"the long-file bench's child failed: {child.stderr.strip()[-500:]}")
+    return int(child.stdout.split()[-1]) / 1024, elapsed
 
 
 def write_long_file(path: Path, x: np.ndarray, minutes: float) -> None:
@@ -147,9 +150,11 @@ def write_long_file(path: Path, x: np.ndarray, minutes: float) -> None:
 
 def long_files(name: str, x: np.ndarray, minutes=(1, 10, 60)) -> dict:
     """``freelunch enhance`` on 48 kHz stereo files of growing length, each in a fresh process:
-    its peak RSS (the whole process: Python, torch, numba, the preset) and real-time factor.
+    its peak RSS (the whole process: Python, numba, the preset) and real-time factor.
     ``no audio`` is the process that only imports and loads the preset. Flat figures mean the
-    CLI streams the file instead of holding it."""
+    CLI streams the file instead of holding it. Empty where there is no /proc (not Linux)."""
+    if not Path("/proc/self/status").exists():
+        return {}
     preset = str(presets.resolve(name))
     rss, _ = peak_rss_mib(preset)
     out = {"no audio": {"peak_rss_mib": rss}}
@@ -195,7 +200,8 @@ def run_bench(seconds: float = 60.0, data_root=None, repeats: int = 3, names=("d
         "long_file_cli_balanced": long,
         "notes": "peak_traced_mib grows with length only through the property track (a few floats per 16 ms frame); "
                  "long_file_cli_balanced runs `freelunch enhance` on 48 kHz stereo 24-bit WAVs in a fresh process "
-                 "with the CLI's own thread defaults, 'no audio' being the process that only loads the preset",
+                 "with the CLI's own thread defaults, 'no audio' being the process that only loads the preset; "
+                 "peak RSS is the child's VmHWM",
     }
 
 
