@@ -127,8 +127,9 @@ def load_weights(preset: str | os.PathLike) -> tuple[NetworkWeights, dict, Path]
     The streaming engine runs on these; names and shapes are checked against the config."""
     folder = resolve(preset)
     config = verify(folder)
+    kwargs = network_kwargs(config)  # a config that lacks a key says so itself
     try:
-        weights = NetworkWeights(network_kwargs(config), load_numpy(str(folder / "model.safetensors")))
+        weights = NetworkWeights(kwargs, load_numpy(str(folder / "model.safetensors")))
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:
         raise PresetError(f"preset {folder}: weights do not fit the network ({e})") from None
     return weights, config, folder
