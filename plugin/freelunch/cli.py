@@ -125,7 +125,8 @@ def run_jobs(jobs_list: list[tuple[Path, object]], work, jobs: int, label: str) 
     failures: list[str] = []
 
     def failed(src: Path, e: Exception) -> None:
-        failures.append(f"{src}: {e}" if str(src) not in str(e) else str(e) or type(e).__name__)
+        message = str(e) or type(e).__name__
+        failures.append(message if str(src) in message else f"{src}: {message}")
         if len(jobs_list) > 1:
             click.echo(f"failed: {failures[-1]}", err=True)
 
