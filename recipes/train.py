@@ -160,7 +160,7 @@ def dataio_prep(hparams):
     }
     valid_dict = {
         r["id"] if k == 0 else f"{r['id']}#{k}": {"utterance": r["id"], "draw": k, "path": r["path"]}
-        for r in valid_speech[: hparams["valid_limit"]] for k in range(hparams["valid_draws"])
+        for r in data.spread(valid_speech, hparams["valid_limit"]) for k in range(hparams["valid_draws"])
     }
     if hparams["joint_weight"] > 0:
         train = sb.dataio.dataset.DynamicItemDataset(train_dict, [joint_train_pipeline], outputs + ["joint_targets"])
@@ -174,7 +174,12 @@ def warm_start(hparams):
     """Start from another run's weights (e.g. a dense warm-up) unless this run has its own checkpoint."""
     path = hparams["warm_start"]
     if path and hparams["checkpointer"].find_checkpoint() is None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.endswith(".safetensors"):  # a shipped preset's weights
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
         missing, unexpected = hparams["model"].load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("gates.") for k in missing):
             raise ValueError(f"warm start {path} does not fit this network: missing {missing}, unexpected {unexpected}")

@@ -52,8 +52,13 @@ def _require_dir(path: Path, what: str) -> Path:
     return path
 
 
+# Manifest columns carried through when the data has them (the corpus does; the pack lacks
+# group, age and speakers): who speaks, and which noise group a file belongs to.
+EXTRA_COLUMNS = {"speech": ("source", "speaker", "gender", "age"), "noise": ("source", "group", "speakers")}
+
+
 def pack_layout(root: Path) -> list[dict]:
-    """Rows for the shared pack: its own speech/noise manifests carry the splits."""
+    """Rows for the shared pack or the corpus: their own speech/noise manifests carry the splits."""
     root = _require_dir(root, "data pack")
     rows = []
     for kind, name in (("speech", "speech_manifest.csv"), ("noise", "noise_manifest.csv")):
@@ -70,6 +75,7 @@ def pack_layout(root: Path) -> list[dict]:
                         duration=float(r["duration_s"]),
                         category=r.get("category", ""),
                         split=r["split"],
+                        **{c: r.get(c) or "" for c in EXTRA_COLUMNS[kind]},
                     )
                 )
     return rows
@@ -143,6 +149,14 @@ def write_manifest(rows: list[dict], path: Path) -> None:
 def read_manifest(path: Path) -> list[dict]:
     with open(path, newline="") as f:
         return [dict(r, id=r.pop("ID")) for r in csv.DictReader(f)]
+
+
+def spread(rows: list, limit: int | None) -> list:
+    """``limit`` rows evenly spaced over ``rows`` (all when ``limit`` is None or enough): a small
+    valid set that still covers every source of a manifest sorted by path."""
+    if limit is None or limit >= len(rows):
+        return list(rows)
+    return [rows[int(i * len(rows) / limit)] for i in range(limit)]
 
 
 def split_rows(rows: list[dict], split: str) -> tuple[list[dict], list[dict]]:
