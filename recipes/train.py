@@ -3,7 +3,7 @@
 
     python recipes/train.py hparams/train.yaml --target_usage 0.25 --output_folder results/balanced
 
-The story: prepare manifests for the data pack, build the dynamic-mixing pipelines, then
+The story: prepare manifests for the data (the pack, the corpus or a user's layout), build the dynamic-mixing pipelines, then
 fit. Epochs run dense first (gates computed, but every channel kept), then the usage
 budget Φ ramps from 1 (or ``usage_ramp_start``) to its target. The checkpoint kept is the
 best valid PESQ among those within the budget; an interrupted run resumes from its last
@@ -194,7 +194,8 @@ if __name__ == "__main__":
         experiment_directory=hparams["output_folder"], hyperparams_to_save=hparams_file, overrides=overrides
     )
     if not os.path.exists(os.path.join(hparams["manifest_folder"], "valid.csv")):
-        sb.utils.distributed.run_on_main(prepare, args=["pack", [hparams["data_root"]], hparams["manifest_folder"]])
+        roots = hparams["data_root"] if isinstance(hparams["data_root"], list) else [hparams["data_root"]]
+        sb.utils.distributed.run_on_main(prepare, args=[hparams["data_layout"], roots, hparams["manifest_folder"]])
     train_set, valid_set = dataio_prep(hparams)
     warm_start(hparams)
     modules = dict(hparams["modules"])

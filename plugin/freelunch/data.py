@@ -41,7 +41,8 @@ def default_data_root() -> Path:
 def _check_wav(path: Path) -> float:
     info = sf.info(str(path))
     if info.samplerate != SAMPLE_RATE:
-        raise ValueError(f"{path}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} Hz")
+        raise ValueError(f"{path}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} Hz"
+                         " (resample the set first, e.g. sox IN -r 16000 OUT)")
     return info.frames / info.samplerate
 
 
@@ -132,14 +133,123 @@ def voicebank_layout(root: Path) -> list[dict]:
     return rows
 
 
+# ESC-50's major categories, by target // 10 (its own grouping; the corpus's noise groups).
+ESC50_GROUPS = ("animals", "nature", "human", "interior", "exterior")
+ESC50_FOLD_SPLITS = {"1": "train", "2": "train", "3": "train", "4": "valid", "5": "test"}
+SUBSET_SPLITS = {"train": "train", "dev": "valid", "valid": "valid", "test": "test"}
+
+
+def _subset_split(name: str) -> str | None:
+    """``train-clean-100`` → train, ``dev-clean`` → valid, ``test-other`` → test; None otherwise."""
+    return SUBSET_SPLITS.get(name.split("-")[0].split("_")[0].lower())
+
+
+def _hold_out_valid(rows: list[dict]) -> list[dict]:
+    """Without a valid split, hold out about a tenth of the training speakers (stable hash)."""
+    if any(r["split"] == "valid" for r in rows):
+        return rows
+    for r in rows:
+        if r["split"] == "train" and _hash_split(r["speaker"], 0.1, 0.0) == "valid":
+            r["split"] = "valid"
+    return rows
+
+
+def _speech_row(path: Path, rid: str, split: str, source: str, speaker: str, gender: str) -> dict:
+    return dict(id=rid, kind="speech", path=str(path), duration=_check_wav(path), category="", split=split,
+                source=source, speaker=speaker, gender=gender, age="")
+
+
+def librispeech_layout(root: Path) -> list[dict]:
+    """Speech rows for LibriSpeech as downloaded: ``SPEAKERS.TXT`` and ``<subset>/<speaker>/<chapter>/*.flac``.
+
+    Each reader's subset gives the split (``train-*``, ``dev-*``, ``test-*``); with no dev
+    subset, a tenth of the training readers is held out as valid.
+    """
+    root = _require_dir(root, "LibriSpeech")
+    table = root / "SPEAKERS.TXT"
+    if not table.exists():
+        raise FileNotFoundError(f"LibriSpeech folder has no SPEAKERS.TXT: {table}")
+    genders = {}
+    for line in table.read_text().splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if line.startswith(";") or len(fields) < 3:
+            continue
+        genders[fields[0]] = fields[1]
+    rows = []
+    for p in sorted(root.rglob("*.flac")):
+        subset, speaker = p.parts[-4], p.parts[-3]
+        split = _subset_split(subset)
+        if split is None:
+            raise ValueError(f"{p}: subset folder {subset!r} is not train-*, dev-* or test-*")
+        if speaker not in genders:
+            raise ValueError(f"{p}: reader {speaker} is not in {table}")
+        rows.append(_speech_row(p, p.stem, split, "librispeech", speaker, genders[speaker]))
+    if not rows:
+        raise ValueError(f"no .flac files under {root}")
+    return _hold_out_valid(rows)
+
+
+def _kaldi_table(path: Path) -> dict[str, str]:
+    """A Kaldi ``key value`` table; {} when the file is absent."""
+    if not path.exists():
+        return {}
+    return dict(line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
+
+
+def kaldi_layout(root: Path) -> list[dict]:
+    """Speech rows for Kaldi data folders: ``<root>/{train,dev|valid,test}/wav.scp`` with
+    ``utt2spk`` and ``spk2gender`` beside it (both optional). Relative paths are read from
+    ``root``, then from the data folder. With no dev folder, a tenth of the training
+    speakers is held out as valid."""
+    root = _require_dir(root, "Kaldi data")
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if (p / "wav.scp").exists()):
+        split = _subset_split(folder.name)
+        if split is None:
+            raise ValueError(f"Kaldi folder {folder} is not named train, dev, valid or test")
+        utt2spk, spk2gender = _kaldi_table(folder / "utt2spk"), _kaldi_table(folder / "spk2gender")
+        for utt, where in sorted(_kaldi_table(folder / "wav.scp").items()):
+            if where.rstrip().endswith("|"):
+                raise ValueError(f"{folder / 'wav.scp'}: {utt} is a command pipe; give a plain audio path")
+            path = Path(where.strip())
+            if not path.is_absolute():
+                path = root / path if (root / path).exists() else folder / path
+            if not path.exists():
+                raise FileNotFoundError(f"{folder / 'wav.scp'}: {utt}: no file {path}")
+            speaker = utt2spk.get(utt, utt)
+            rows.append(_speech_row(path, utt, split, "kaldi", speaker, spk2gender.get(speaker, "").upper()))
+    if not rows:
+        raise ValueError(f"no train/dev/test folder with a wav.scp under {root}")
+    return _hold_out_valid(rows)
+
+
+def esc50_layout(root: Path) -> list[dict]:
+    """Noise rows for ESC-50 (``meta/esc50.csv``, ``audio/*.wav``), converted to 16 kHz. Folds
+    1-3 train, 4 valid, 5 test, as in the corpus; the group is ESC-50's major category."""
+    root = _require_dir(root, "ESC-50")
+    meta = root / "meta" / "esc50.csv"
+    if not meta.exists():
+        raise FileNotFoundError(f"ESC-50 folder has no meta/esc50.csv: {meta}")
+    rows = []
+    with open(meta, newline="") as f:
+        for r in csv.DictReader(f):
+            path = root / "audio" / r["filename"]
+            if not path.exists():
+                raise FileNotFoundError(f"{meta} lists {r['filename']}, but there is no {path}")
+            rows.append(dict(id=f"noise-esc50-{path.stem}", kind="noise", path=str(path), duration=_check_wav(path),
+                             category=r["category"], split=ESC50_FOLD_SPLITS[r["fold"]], source="esc50",
+                             group=ESC50_GROUPS[int(r["target"]) // 10], speakers=""))
+    return rows
+
+
 def write_manifest(rows: list[dict], path: Path) -> None:
     """Write rows as a SpeechBrain CSV manifest (``ID`` first), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["ID"] + [k for k in rows[0] if k != "id"]
+    fields = ["ID"] + list(dict.fromkeys(k for r in rows for k in r if k != "id"))  # layouts combined: every column
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
         w.writeheader()
         for r in rows:
             w.writerow({"ID": r["id"], **{k: v for k, v in r.items() if k != "id"}})
