@@ -34,10 +34,12 @@ from freelunch.probes.linear import CLASSIFIERS, TASKS, LinearProbes, Probe
 from freelunch.probes.scoring import score_task
 from freelunch.model.stft import n_frames
 from freelunch.probes.targets import frame_level_db, mixture_targets, no_speech
+from freelunch.taxonomy import noise_class
 
 
 def category_names(rows: list[dict]) -> list[str]:
-    return sorted({r["category"] for r in rows if r["kind"] == "noise"})
+    """The noise classes of the data (freelunch.taxonomy), sorted."""
+    return sorted({noise_class(r) for r in rows if r["kind"] == "noise"})
 
 
 def at_level(x: np.ndarray, level_db: float) -> np.ndarray:
@@ -53,7 +55,7 @@ def no_speech_clips(hp, bank: data.NoiseBank, rng) -> list[dict]:
     clips = [dict(noisy=silence, clean=silence, noise=silence, category="") for _ in range(hp["silence_clips"])]
     for audio, row in zip(bank.audio, bank.rows):
         noise = at_level(data.crop(audio, length, rng), rng.uniform(*hp["no_speech_level_db"]))
-        clips.append(dict(noisy=noise, clean=silence, noise=noise, category=row["category"]))
+        clips.append(dict(noisy=noise, clean=silence, noise=noise, category=noise_class(row)))
     return clips
 
 

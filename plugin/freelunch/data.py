@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .taxonomy import noise_class
+
 SAMPLE_RATE = 16000
 SPLITS = ("train", "valid", "test")
 SNR_RANGE_DB = (-5.0, 20.0)
@@ -334,15 +336,16 @@ def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, level_db: float) -
 
 
 class NoiseBank:
-    """The noise files of one split, loaded once, with their categories."""
+    """The noise files of one split, loaded once, with their noise classes (``taxonomy``)."""
 
     def __init__(self, rows: list[dict]):
         self.rows = rows
         self.audio = [load(r["path"]) for r in rows]
+        self.classes = [noise_class(r) for r in rows]
 
     def sample(self, length: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         i = int(rng.integers(len(self.rows)))
-        return crop(self.audio[i], length, rng), self.rows[i]["category"]
+        return crop(self.audio[i], length, rng), self.classes[i]
 
 
 def make_mixture(speech: np.ndarray, bank: NoiseBank, rng: np.random.Generator, length: int | None = None) -> dict:

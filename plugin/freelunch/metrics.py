@@ -1,4 +1,5 @@
-"""Speech quality metrics on 16 kHz signals: PESQ-WB, STOI and SI-SDR."""
+"""Speech quality metrics on 16 kHz signals: PESQ-WB, STOI and SI-SDR against the clean
+speech, and DNSMOS P.835, which needs no reference."""
 from __future__ import annotations
 
 import numpy as np
@@ -32,3 +33,13 @@ def stoi(estimate: np.ndarray, reference: np.ndarray) -> float:
 
 def quality(estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     return {"pesq": pesq_wb(estimate, reference), "stoi": stoi(estimate, reference), "si_sdr": si_sdr(estimate, reference)}
+
+
+def dnsmos(audio: np.ndarray) -> dict[str, float]:
+    """DNSMOS P.835 (``speechmos``, its packaged ONNX models): SIG, BAK and OVRL, 1-5."""
+    from speechmos import dnsmos as _dnsmos
+
+    peak = float(np.abs(audio).max()) if len(audio) else 0.0
+    x = audio.astype(np.float32) / max(1.0, peak)  # the model refuses samples outside [-1, 1]
+    scores = _dnsmos.run(x, SAMPLE_RATE)
+    return {"sig": float(scores["sig_mos"]), "bak": float(scores["bak_mos"]), "ovrl": float(scores["ovrl_mos"])}

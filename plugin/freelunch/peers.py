@@ -137,6 +137,65 @@ class PyworldF0:
         return np.where(f0 > 0, f0, np.nan)
 
 
+def log_mel_frames(x: np.ndarray, bands: int = 40) -> np.ndarray:
+    """40-band log-mel energies of each freelunch frame (HTK mel scale, 0-8 kHz), (T, bands)."""
+    from .model.framing import N_FFT, analysis_window
+
+    padded = np.pad(x.astype(np.float32), (N_FFT - HOP, n_frames(len(x)) * HOP - len(x)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][: n_frames(len(x))]
+    power = np.abs(np.fft.rfft(frames * analysis_window(), axis=1)) ** 2
+    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    edges = 700 * (10 ** (np.linspace(0, mel(SAMPLE_RATE / 2), bands + 2) / 2595) - 1)
+    freqs = np.linspace(0, SAMPLE_RATE / 2, power.shape[1])
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fb = np.maximum(0, np.minimum((freqs - lower) / (centre - lower), (upper - freqs) / (upper - centre)))
+    return np.log(power @ fb.T + 1e-10).astype(np.float32)
+
+
+def window_statistics(features: np.ndarray, frames: int) -> np.ndarray:
+    """Mean and standard deviation over consecutive non-overlapping windows of ``frames``, (W, 2D)."""
+    w = len(features) // frames
+    blocks = features[: w * frames].reshape(w, frames, -1)
+    return np.concatenate([blocks.mean(1), blocks.std(1)], axis=1)
+
+
+class LogMelNoiseClassifier:
+    """The no-network noise-class baseline: a logistic regression on one-second windows of
+    40-band log-mel statistics (mean and standard deviation), fitted on a training split.
+    Each frame takes its window's class."""
+
+    name = "logmel_logistic"
+    window_frames = 62  # ~1 s of 16 ms frames
+
+    def __init__(self, classes: list[str], model, scaler):
+        self.classes, self._model, self._scaler = classes, model, scaler
+
+    @staticmethod
+    def features(x: np.ndarray) -> np.ndarray:
+        return window_statistics(log_mel_frames(x), LogMelNoiseClassifier.window_frames)
+
+    @classmethod
+    def fit(cls, windows: np.ndarray, labels: np.ndarray, classes: list[str], c: float = 1.0):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(windows)
+        model = LogisticRegression(C=c, max_iter=1000).fit(scaler.transform(windows), labels)
+        return cls(classes, model, scaler)
+
+    def predict_windows(self, windows: np.ndarray) -> np.ndarray:
+        return self._model.predict(self._scaler.transform(windows))
+
+    def noise_category(self, x: np.ndarray) -> np.ndarray:
+        """One class index per freelunch frame; frames after the last whole window take its class."""
+        windows = self.features(x)
+        if not len(windows):
+            return np.full(n_frames(len(x)), -1, np.int64)
+        per_window = self.predict_windows(windows)
+        index = np.minimum(np.arange(n_frames(len(x))) // self.window_frames, len(per_window) - 1)
+        return per_window[index].astype(np.int64)
+
+
 def load_peers() -> tuple[list, dict[str, str]]:
     """(peers that loaded, {name: reason} for those that did not)."""
     loaded, skipped = [], {}

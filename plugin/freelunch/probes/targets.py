@@ -18,6 +18,7 @@ VAD_HANGOVER_FRAMES = 3  # ...and stays speech for 48 ms after, bridging plosive
 SNR_CLIP_DB = (-20.0, 40.0)
 LEVEL_FLOOR_DB = -100.0  # noise level floor; a frame with speech and noise both below it has no SNR
 F0_FLOOR_HZ, F0_CEIL_HZ = 60.0, 500.0
+AUDIBLE_DB = -60.0  # a noise frame this loud or louder has a noise-class target
 
 
 def frame_energy(x: np.ndarray) -> np.ndarray:
@@ -65,9 +66,11 @@ def f0_hz(f0: np.ndarray, is_voiced: np.ndarray) -> np.ndarray:
     return np.where(is_voiced, f0, np.nan)
 
 
-def noise_category(category: str, names: list[str], frames: int) -> np.ndarray:
-    """Index of the mixed-in noise's category in ``names``; -1 for a category the probes do not know."""
-    return np.full(frames, names.index(category) if category in names else -1, np.int64)
+def noise_category(category: str, names: list[str], noise: np.ndarray) -> np.ndarray:
+    """Index of the mixed-in noise's class in ``names`` where that noise is audible (frame level
+    at or above ``AUDIBLE_DB``); -1 elsewhere, and for a class the probes do not know."""
+    index = names.index(category) if category in names else -1
+    return np.where(frame_level_db(noise) >= AUDIBLE_DB, index, -1).astype(np.int64)
 
 
 def snr_db(clean: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -107,7 +110,7 @@ def mixture_targets(mixture: dict, names: list[str], clean_cached: dict | None =
     clean, noise = mixture["clean"], mixture["noise"]
     out = dict(clean_cached) if clean_cached is not None else clean_targets(clean)
     frames = len(out["vad"])
-    out["noise_category"] = noise_category(mixture["category"], names, frames)
+    out["noise_category"] = noise_category(mixture["category"], names, noise)[:frames]
     out["snr_db"] = snr_db(clean, noise)
     out["noise_level_db"] = noise_level_db(noise)
     return out
