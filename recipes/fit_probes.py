@@ -63,7 +63,7 @@ def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict,
     """Sampled frames of one split: features {type: (N, D)}, with the input-level features as
     "levels", and targets {task: (N,)}."""
     speech, noise = data.split_rows(rows, split)
-    speech = speech[: hp["max_utterances"]]
+    speech = data.spread(speech, hp["max_utterances"])
     bank = data.NoiseBank(noise)
     feats, targets = {t: [] for t in [*types, "levels"]}, {t: [] for t in TASKS}
 
@@ -166,7 +166,7 @@ def valid_sequences(hp, net, probes: LinearProbes, rows, names) -> list[tuple]:
     clips = []
     for draw in range(hp["valid_draws"]):
         rng = data.item_rng(hp["valid_seed"] + draw, "valid")
-        for r in speech[: hp["max_utterances"]]:
+        for r in data.spread(speech, hp["max_utterances"]):
             mixture = data.make_mixture(data.load(r["path"]), bank, data.item_rng(hp["valid_seed"] + draw, r["id"]))
             clips.append((mixture, cached_clean_targets(hp["target_cache"], r["id"], r["path"])))
         clips += [(clip, no_speech(n_frames(len(clip["noisy"])))) for clip in no_speech_clips(hp, bank, rng)]

@@ -29,6 +29,13 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 
 def score_task(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Classifiers on every frame (the noise class where there is a target, >= 0); regressions
+    where both target and prediction are defined."""
+    if task == "noise_category":
+        keep = y_true >= 0
+        if not keep.any():
+            return {"accuracy": float("nan"), "balanced_accuracy": float("nan"), "f1": float("nan"), "frames": 0}
+        y_true, y_pred = y_true[keep], y_pred[keep]
     if task in CLASSIFIERS:
         return classification(y_true.astype(int), y_pred.astype(int))
     keep = ~np.isnan(y_true) & ~np.isnan(y_pred)
@@ -57,10 +64,13 @@ def per_mixture_classes(y_true: list[np.ndarray], y_pred: list[np.ndarray], n_cl
     """Each mixture's majority class over its frames with a target, against its own class."""
     truth, said = [], []
     for t, p in zip(y_true, y_pred):
-        keep = (t >= 0) & (p >= 0)
+        keep = t >= 0
         if keep.any():
             truth.append(int(t[keep][0]))
-            said.append(int(np.bincount(p[keep], minlength=n_classes).argmax()))
+            votes = p[keep][p[keep] >= 0]
+            said.append(int(np.bincount(votes, minlength=n_classes).argmax()) if len(votes) else -1)
+    if not truth:
+        return {"accuracy": float("nan"), "balanced_accuracy": float("nan"), "f1": float("nan"), "mixtures": 0}
     return {**classification(np.array(truth), np.array(said)), "mixtures": len(truth)}
 
 
