@@ -1,11 +1,15 @@
+import csv
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from hypothesis import HealthCheck, settings
 
+from freelunch import data
 from freelunch.model import ConvFSENet
 
 
@@ -103,3 +107,30 @@ def random_preset(tmp_path_factory):
     presets.save(folder, net, {"name": "random", "target_usage": 0.25, "gain_exponent": 0.9, "gain_smoothing": 0.3},
                  extra)
     return folder
+
+
+PACK_SPEECH = sorted((data.default_data_root() / "speech").rglob("*.wav"))[:8]  # real speech: real PESQ and F0
+
+
+def make_corpus(root: Path, noise=(("animals", "dog"), ("babble", "babble")), per_category=3) -> Path:
+    """A tiny copy of the corpus: the pack's layout plus its age, group and speakers columns.
+    Eight speechocean762-like speakers (children 8-11, adults 12-15; splits train, train, valid,
+    test in turn) reading pack utterances; ``per_category`` noise files of each (group, category)."""
+    speech = [dict(path=f"speech/speechocean762/SPEAKER{i:04d}/u{i}.wav", duration_s="3.000", source="speechocean762",
+                   speaker=f"SPEAKER{i:04d}", gender="FM"[i % 2], split=("train", "train", "valid", "test")[i % 4],
+                   age=str(8 + i)) for i in range(8)]
+    rows = [dict(path=f"noise/{g}/esc50__{c}{i}.wav", duration_s="2.000", source="esc50", category=c, group=g,
+                 split=("train", "valid", "test")[i % 3], speakers="") for g, c in noise for i in range(per_category)]
+    rows[-1]["speakers"] = "SPEAKER0000;SPEAKER0001"
+    for i, r in enumerate(speech):
+        (root / r["path"]).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / r["path"], sf.read(PACK_SPEECH[i % len(PACK_SPEECH)], dtype="float32")[0][: 3 * 16000], 16000)
+    for i, r in enumerate(rows):
+        (root / r["path"]).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / r["path"], 0.05 * np.random.default_rng(i).standard_normal(32000).astype(np.float32), 16000)
+    for name, table in (("speech_manifest.csv", speech), ("noise_manifest.csv", rows)):
+        with open(root / name, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(table[0]))
+            w.writeheader()
+            w.writerows(table)
+    return root

@@ -12,12 +12,13 @@ import soundfile as sf
 
 from freelunch import data
 
+from conftest import PACK_SPEECH, make_corpus
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "recipes"))
 from prepare import prepare  # noqa: E402
 
 PACK = data.default_data_root()
-PACK_SPEECH = sorted((PACK / "speech").rglob("*.wav"))[:6]  # real speech, so the debug runs score real PESQ
 
 
 def speech_audio(i: int) -> np.ndarray:
@@ -71,27 +72,6 @@ def make_kaldi(root: Path) -> Path:
         (root / split).mkdir(parents=True, exist_ok=True)
         for name, lines in (("wav.scp", scp), ("utt2spk", u2s), ("spk2gender", s2g)):
             (root / split / name).write_text("\n".join(lines) + "\n")
-    return root
-
-
-def make_corpus(root: Path) -> Path:
-    """A tiny copy of the corpus: the pack's layout plus its age, group and speakers columns."""
-    speech = [dict(path=f"speech/speechocean762/SPEAKER{i:04d}/u{i}.wav", duration_s="3.000", source="speechocean762",
-                   speaker=f"SPEAKER{i:04d}", gender="FM"[i % 2], split=("train", "train", "valid", "test")[i % 4],
-                   age=str(8 + i)) for i in range(8)]
-    noise = [dict(path=f"noise/{g}/esc50__{g}{i}.wav", duration_s="2.000", source="esc50", category=c, group=g,
-                  split=("train", "valid", "test")[i % 3], speakers="")
-             for g, c in (("animals", "dog"), ("babble", "babble")) for i in range(3)]
-    noise[-1]["speakers"] = "SPEAKER0000;SPEAKER0001"
-    for i, r in enumerate(speech):
-        write(root / r["path"], speech_audio(i))
-    for r in noise:
-        write(root / r["path"], 0.05 * np.random.default_rng(1).standard_normal(32000).astype(np.float32))
-    for name, rows in (("speech_manifest.csv", speech), ("noise_manifest.csv", noise)):
-        with open(root / name, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
     return root
 
 
