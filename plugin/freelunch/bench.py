@@ -233,13 +233,43 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+F0_MIXTURES = 100  # F0 is compared on the first mixtures only: harvest and CREPE are slow
+CREPE_FULL_MIXTURES = 25  # CREPE full ran at RTF ≈ 3.7 on one thread
+
+
+def noise_baseline(rows: list[dict], names: list[str], seed: int = 4242):
+    """The no-network noise-class baseline, fitted on the training split: one 4-s crop of every
+    training noise file, alone and under a training utterance (SNR as the mixtures), read as
+    one-second log-mel windows."""
+    from .peers import LogMelNoiseClassifier
+    from .taxonomy import noise_class
+
+    speech, noise = data.split_rows(rows, "train")
+    windows, labels = [], []
+    for row in noise:
+        if noise_class(row) not in names:
+            continue
+        rng = data.item_rng(seed, row["id"])
+        clip = data.crop(data.load(row["path"]), 4 * data.SAMPLE_RATE, rng)
+        talker = data.crop(data.load(speech[int(rng.integers(len(speech)))]["path"]), len(clip), rng)
+        mixed = data.mix(talker, clip, rng.uniform(*data.SNR_RANGE_DB), rng.uniform(*data.LEVEL_RANGE_DB))["noisy"]
+        for x in (clip, mixed):
+            w = LogMelNoiseClassifier.features(x)
+            windows.append(w)
+            labels += [names.index(noise_class(row))] * len(w)
+    if len(set(labels)) < 2:
+        return None  # the presets' classes are not this data's: nothing to learn
+    return LogMelNoiseClassifier.fit(np.concatenate(windows), np.array(labels), names)
+
+
 def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense", "quality", "balanced"),
                         target_cache: str = "results/targets_cache") -> dict:
-    """Every system on the same fixed test mixtures: quality, VAD, F0 and RTF (one thread)."""
-    from . import metrics
+    """Every system on the same fixed test set (``evalsets``): quality with DNSMOS, VAD with
+    false alarms on noise alone, F0 by the pitch field's metrics, the noise class against the
+    no-network baseline, and RTF (one thread)."""
+    from . import evalsets, metrics
     from .peers import load_peers
-    from .probes.cache import cached_clean_targets
-    from .probes.scoring import score_task
+    from .probes.scoring import per_mixture_classes, pitch, score_task
     from .probes.targets import mixture_targets
 
     threads = torch.get_num_threads()
@@ -247,12 +277,13 @@ def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense"
     peers, skipped = load_peers()
     effects = {n: DynCPEnhancer.from_preset(n) for n in names if n in presets.available()}
     rows = data.pack_layout(data_root or data.default_data_root())
-    paths = {r["id"]: r["path"] for r in rows}
     category_names = next((fx.properties.category_names for fx in effects.values() if fx.properties.category_names), None)
-    seconds = 0.0
-    wall = {}
-    quality = {}
-    vad_pred, f0_pred, vad_true, f0_true = {}, {}, [], []
+    baseline = noise_baseline(rows, category_names) if category_names else None
+    if baseline is None:
+        skipped["logmel_logistic"] = "the presets' noise classes are not among the data's"
+    seconds, f0_seconds, wall = 0.0, {}, {}
+    quality, vad_pred, f0_pred, noise_pred = {}, {}, {}, {}
+    vad_true, f0_true, noise_true, false_alarm = [], [], [], {}
 
     def timed(key, fn):
         t = time.perf_counter()
@@ -261,71 +292,115 @@ def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense"
         return out
 
     try:
-        for item_id, m in data.fixed_mixtures(rows, "test", limit=limit):
-            x, clean = m["noisy"], m["clean"]
-            seconds += len(x) / data.SAMPLE_RATE
-            targets = mixture_targets(m, category_names or [m["category"]],
-                                      cached_clean_targets(target_cache, item_id, paths[item_id]))
+        speech_index = -1
+        for item_id, m, clean_targets in evalsets.evaluation_items(rows, "test", limit, target_cache):
+            x, clean, is_speech = m["noisy"], m["clean"], m["kind"] == "speech"
+            targets = mixture_targets(m, category_names or [m["category"]], clean_targets)
             frames = len(targets["vad"])
-            vad_true.append(targets["vad"])
-            f0_true.append(targets["f0_hz"])
-            quality.setdefault("noisy", []).append(metrics.quality(x, clean))
+            if is_speech:
+                speech_index += 1
+                seconds += len(x) / data.SAMPLE_RATE
+                vad_true.append(targets["vad"])
+                noise_true.append(targets["noise_category"])
+                quality.setdefault("noisy", []).append({**metrics.quality(x, clean), **metrics.dnsmos(x)})
             for name, fx in effects.items():
-                y = timed(name, lambda: fx(x, data.SAMPLE_RATE))
-                quality.setdefault(f"freelunch_{name}", []).append(metrics.quality(y, clean))
-                if fx.properties.category_names:
-                    vad_pred.setdefault(f"freelunch_{name}", []).append(fx.properties.vad[:frames])
-                    f0 = np.where(np.isnan(fx.properties.f0_hz[:frames]), np.nan, fx.properties.f0_hz[:frames])
-                    f0_pred.setdefault(f"freelunch_{name}", []).append(f0)
+                y = timed(name, lambda: fx(x, data.SAMPLE_RATE)) if is_speech else fx(x, data.SAMPLE_RATE)
+                key, props = f"freelunch_{name}", fx.properties
+                if is_speech:
+                    quality.setdefault(key, []).append({**metrics.quality(y, clean), **metrics.dnsmos(y)})
+                if not props.category_names:
+                    continue
+                if not is_speech:
+                    false_alarm.setdefault(key, []).append(bool(props.vad.any()))
+                    continue
+                vad_pred.setdefault(key, []).append(props.vad[:frames])
+                noise_pred.setdefault(key, []).append(props.noise_category[:frames])
+                if speech_index < F0_MIXTURES:
+                    f0_pred.setdefault(key, []).append(np.where(props.voiced[:frames], props.f0_hz[:frames], np.nan))
+            if baseline is not None and is_speech:
+                noise_pred.setdefault(baseline.name, []).append(timed(baseline.name, lambda: baseline.noise_category(x))[:frames])
             for p in peers:
                 if hasattr(p, "enhance"):
-                    y = timed(p.name, lambda: p.enhance(x))
-                    quality.setdefault(p.name, []).append(metrics.quality(y, clean))
+                    if is_speech:
+                        y = timed(p.name, lambda: p.enhance(x))
+                        quality.setdefault(p.name, []).append({**metrics.quality(y, clean), **metrics.dnsmos(y)})
                 elif hasattr(p, "vad"):
-                    vad_pred.setdefault(p.name, []).append(timed(p.name, lambda: p.vad(x))[:frames])
-                else:
+                    said = p.vad(x)[:frames] if not is_speech else timed(p.name, lambda: p.vad(x))[:frames]
+                    if is_speech:
+                        vad_pred.setdefault(p.name, []).append(said)
+                    else:
+                        false_alarm.setdefault(p.name, []).append(bool(said.any()))
+                elif is_speech and speech_index < (CREPE_FULL_MIXTURES if p.name == "torchcrepe_full" else F0_MIXTURES):
                     f0_pred.setdefault(p.name, []).append(timed(p.name, lambda: p.f0(x))[:frames])
+                    f0_seconds[p.name] = f0_seconds.get(p.name, 0.0) + len(x) / data.SAMPLE_RATE
+            if is_speech and speech_index < F0_MIXTURES:
+                f0_true.append(targets["f0_hz"])
     finally:
         torch.set_num_threads(threads)
-    vt, ft = np.concatenate(vad_true), np.concatenate(f0_true)
-    report_vad = {k: score_task("vad", vt, np.concatenate(v)) for k, v in vad_pred.items()}
+    vt = np.concatenate(vad_true)
+    report_vad = {k: {**score_task("vad", vt, np.concatenate(v)),
+                      **({"noise_only_clips_with_speech": float(np.mean(false_alarm[k]))} if k in false_alarm else {})}
+                  for k, v in vad_pred.items()}
     report_f0 = {}
     for k, v in f0_pred.items():
-        pred = np.concatenate(v)
+        ft, pred = np.concatenate(f0_true[: len(v)]), np.concatenate(v)
         both = ~np.isnan(ft) & ~np.isnan(pred)
-        report_f0[k] = {**score_task("f0_hz", ft[both], pred[both]), "voiced_frames_covered": float(both.sum() / (~np.isnan(ft)).sum())}
+        report_f0[k] = {**pitch(ft, pred), **score_task("f0_hz", ft[both], pred[both]), "mixtures": len(v)}
+    nt = np.concatenate(noise_true)
+    report_noise = {k: {"frames": score_task("noise_category", nt, np.concatenate(v)),
+                        "per_mixture": per_mixture_classes(noise_true, v, len(category_names))} for k, v in noise_pred.items()}
     mean = lambda scores: {k: float(np.nanmean([s[k] for s in scores])) for k in scores[0]}  # noqa: E731
+    rtf = {k: v / (f0_seconds.get(k) or seconds) for k, v in wall.items()}
     return {
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "threads": 1,
+        "set": "corpus" if evalsets.is_corpus(rows) else "pack",
         "mixtures": len(vad_true),
+        "noise_only_clips": len(next(iter(false_alarm.values()), [])),
         "audio_seconds": seconds,
         "quality": {k: mean(v) for k, v in quality.items()},
         "vad": report_vad,
         "f0": report_f0,
-        "rtf": {k: v / seconds for k, v in wall.items()},
+        "noise_category": report_noise,
+        "category_names": category_names,
+        "rtf": rtf,
         "skipped": skipped,
         "notes": {
             "freelunch rtf": "the effect's whole path (resampling-free 16 kHz, engine, all probes), reset=True",
-            "f0": "R² and MAE against harvest on the clean speech, on frames both call voiced; "
-                  "voiced_frames_covered is the share of reference-voiced frames where the system gives an F0",
-            "vad": "frame accuracy against the clean-speech VAD target (freelunch.probes.targets.vad)",
+            "f0": f"RPA, GPE, VDE, and R² and MAE on frames both call voiced, against harvest on the clean speech, over the"
+                  f" first {F0_MIXTURES} mixtures ({CREPE_FULL_MIXTURES} for torchcrepe_full)",
+            "vad": "frame accuracy against the clean-speech VAD target (freelunch.probes.targets.vad); "
+                   "noise_only_clips_with_speech: the share of noise-only clips where any frame is called speech",
+            "noise_category": "frames with an audible noise, and each mixture's majority class",
         },
     }
 
 
 def peer_markdown(report: dict) -> str:
-    lines = [f"{report['mixtures']} test-split mixtures ({report['audio_seconds'] / 60:.1f} min), "
-             f"{report['threads']} thread, {report['date']}, {report['machine']}", "",
-             "| system | PESQ-WB | STOI | SI-SDR (dB) | RTF |", "|---|---|---|---|---|"]
+    lines = [f"{report['mixtures']} {report.get('set', 'pack')} test mixtures ({report['audio_seconds'] / 60:.1f} min)"
+             + (f" and {report['noise_only_clips']} noise-only clips" if report.get("noise_only_clips") else "")
+             + f", {report['threads']} thread, {report['date']}, {report['machine']}", "",
+             "| system | PESQ-WB | STOI | SI-SDR (dB) | DNSMOS SIG | BAK | OVRL | RTF |", "|---|---|---|---|---|---|---|---|"]
     for k, q in report["quality"].items():
         rtf = report["rtf"].get(k.removeprefix("freelunch_"), report["rtf"].get(k))
-        lines.append(f"| {k} | {q['pesq']:.3f} | {q['stoi']:.3f} | {q['si_sdr']:.2f} | {'' if rtf is None else f'{rtf:.4f}'} |")
-    lines += ["", "| VAD | accuracy | balanced acc. | F1 |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v['accuracy']:.3f} | {v['balanced_accuracy']:.3f} | {v['f1']:.3f} |" for k, v in report["vad"].items()]
-    lines += ["", "| F0 | R² | MAE (Hz) | voiced frames covered |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v['r2']:.3f} | {v['mae']:.1f} | {v['voiced_frames_covered']:.2f} |" for k, v in report["f0"].items()]
+        dns = " | ".join(f"{q[m]:.2f}" if m in q else "" for m in ("sig", "bak", "ovrl"))
+        lines.append(f"| {k} | {q['pesq']:.3f} | {q['stoi']:.3f} | {q['si_sdr']:.2f} | {dns} | {'' if rtf is None else f'{rtf:.4f}'} |")
+    lines += ["", "| VAD | accuracy | balanced acc. | F1 | noise-only clips with speech |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v['accuracy']:.3f} | {v['balanced_accuracy']:.3f} | {v['f1']:.3f} |"
+              f" {v['noise_only_clips_with_speech']:.3f} |" if "noise_only_clips_with_speech" in v else
+              f"| {k} | {v['accuracy']:.3f} | {v['balanced_accuracy']:.3f} | {v['f1']:.3f} | |" for k, v in report["vad"].items()]
+    lines += ["", "| F0 | mixtures | RPA | GPE | VDE | R² (both voiced) | MAE (Hz) | RTF |", "|---|---|---|---|---|---|---|---|"]
+    for k, v in report["f0"].items():
+        rtf = report["rtf"].get(k)
+        lines.append(f"| {k} | {v['mixtures']} | {v['rpa']:.3f} | {v['gpe']:.3f} | {v['vde']:.3f} | {v['r2']:.3f} | {v['mae']:.1f}"
+                     f" | {'' if rtf is None else f'{rtf:.4f}'} |")
+    if report.get("noise_category"):
+        lines += ["", "| noise class | frame accuracy | frame balanced | per-mixture accuracy | per-mixture balanced |",
+                  "|---|---|---|---|---|"]
+        for k, v in report["noise_category"].items():
+            f, m = v["frames"], v["per_mixture"]
+            lines.append(f"| {k} | {f['accuracy']:.3f} | {f['balanced_accuracy']:.3f} | {m['accuracy']:.3f} | {m['balanced_accuracy']:.3f} |")
     if report["skipped"]:
         lines += ["", "skipped: " + "; ".join(f"{k} ({v})" for k, v in report["skipped"].items())]
     return "\n".join(lines) + "\n"

@@ -137,6 +137,56 @@ class PyworldF0:
         return np.where(f0 > 0, f0, np.nan)
 
 
+def _on_frames(f0: np.ndarray, voiced: np.ndarray, n: int) -> np.ndarray:
+    """A tracker's per-16 ms values (frame i at i*16 ms, as freelunch's) on freelunch's frames; NaN unvoiced."""
+    frames = n_frames(n)
+    f0, voiced = (np.pad(a, (0, max(0, frames - len(a))))[:frames] for a in (f0, voiced))
+    return np.where(voiced & (f0 > 0), f0, np.nan)
+
+
+class TorchCrepe:
+    """CREPE through ``torchcrepe`` (``tiny`` or ``full``; the weights ship in its wheel), hop
+    256 at 16 kHz, 50-550 Hz; voiced where its periodicity reaches 0.21, the threshold of
+    torchcrepe's own examples."""
+
+    periodicity_threshold = 0.21
+
+    def __init__(self, model: str = "tiny"):
+        try:
+            import torch
+            import torchcrepe
+        except ImportError as e:
+            raise PeerUnavailable(f"torchcrepe is not installed ({e})") from None
+        self._torch, self._crepe, self.model = torch, torchcrepe, model
+        self.name = f"torchcrepe_{model}"
+
+    def f0(self, x: np.ndarray) -> np.ndarray:
+        f0, periodicity = self._crepe.predict(self._torch.from_numpy(x)[None], SAMPLE_RATE, hop_length=HOP, fmin=50.0,
+                                              fmax=550.0, model=self.model, return_periodicity=True, batch_size=512,
+                                              device="cpu")
+        return _on_frames(f0[0].numpy(), periodicity[0].numpy() >= self.periodicity_threshold, len(x))
+
+
+class Pesto:
+    """PESTO (``pesto-pitch``, its packaged ``mir-1k_g7`` weights), 16 ms steps; voiced where its
+    confidence reaches 0.5."""
+
+    name = "pesto"
+    confidence_threshold = 0.5
+
+    def __init__(self):
+        try:
+            import pesto
+            import torch
+        except ImportError as e:
+            raise PeerUnavailable(f"pesto-pitch is not installed ({e})") from None
+        self._pesto, self._torch = pesto, torch
+
+    def f0(self, x: np.ndarray) -> np.ndarray:
+        _, f0, confidence, _ = self._pesto.predict(self._torch.from_numpy(x), SAMPLE_RATE, step_size=1000 * HOP / SAMPLE_RATE)
+        return _on_frames(f0.numpy(), confidence.numpy() >= self.confidence_threshold, len(x))
+
+
 def log_mel_frames(x: np.ndarray, bands: int = 40) -> np.ndarray:
     """40-band log-mel energies of each freelunch frame (HTK mel scale, 0-8 kHz), (T, bands)."""
     from .model.framing import N_FFT, analysis_window
@@ -200,7 +250,9 @@ def load_peers() -> tuple[list, dict[str, str]]:
     """(peers that loaded, {name: reason} for those that did not)."""
     loaded, skipped = [], {}
     for factory, name in ((DeepFilterNet3, "deepfilternet3"), (SileroVAD, "silero_vad"), (WebRTCVAD, "webrtcvad"),
-                          (lambda: PyworldF0("dio"), "pyworld_dio"), (lambda: PyworldF0("harvest"), "pyworld_harvest")):
+                          (lambda: PyworldF0("dio"), "pyworld_dio"), (lambda: PyworldF0("harvest"), "pyworld_harvest"),
+                          (lambda: TorchCrepe("tiny"), "torchcrepe_tiny"), (lambda: TorchCrepe("full"), "torchcrepe_full"),
+                          (Pesto, "pesto")):
         try:
             loaded.append(factory())
         except PeerUnavailable as e:
