@@ -36,9 +36,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def assert_same_track(actual: dict, expected: dict, frames: int | None = None) -> None:
-    """Two property tracks (``PropertyTrack.to_dict()``) are identical on their first ``frames``."""
+    """Two property tracks (``PropertyTrack.to_dict()``) are identical on their first ``frames``
+    (a stream still running has no duration yet)."""
     assert set(expected) <= set(actual)
     for key, column in expected.items():
+        if key == "duration_s" and frames is not None:
+            continue
         got, want = np.asarray(actual[key]), np.asarray(column)
         if got.ndim:  # a column, not the track's hop or names
             got, want = got[:frames], want[:frames]

@@ -57,9 +57,31 @@ def make_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+def format_summary(src: Path, summary: dict) -> str:
+    """One line a user reads after each file."""
+    parts = [f"{summary['duration_s']:.1f} s", f"speech {100 * summary['speech_share']:.0f} %"]
+    if summary["median_speech_snr_db"] is not None:
+        parts.append(f"median speech SNR {summary['median_speech_snr_db']:.0f} dB")
+    if summary["noise"] is not None:
+        parts.append(f"noise {summary['noise']} (confidence {summary['noise_confidence']:.2f})")
+    if summary["mean_usage"] is not None:
+        parts.append(f"channel usage {summary['mean_usage']:.2f}")
+    return f"{src}: " + ", ".join(parts)
+
+
+def report_options(command):
+    """--quiet and --json: what is printed after each file."""
+    command = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON object per file: its outputs and its summary.")(command)
+    return click.option("--quiet", is_flag=True, help="Print only the paths written, no summary.")(command)
+
+
 def vad_options(command):
-    """The effect's VAD decision as options; each defaults to the preset's value."""
+    """The effect's VAD decision, and the noise labels' confidence, as options; each defaults to
+    the preset's value."""
     options = [
+        click.option("--noise-threshold", type=click.FloatRange(0, 1), default=None,
+                     help="Probability a noise class needs before a label names it (else 'unknown')."),
         click.option("--vad-threshold", type=float, default=None, help="VAD probability that counts as speech."),
         click.option("--min-speech-ms", type=float, default=None, help="Drop speech runs shorter than this (0: off)."),
         click.option("--min-silence-ms", type=float, default=None, help="Fill gaps in speech shorter than this (0: off)."),
@@ -83,8 +105,9 @@ def vad_options(command):
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Files processed in parallel.")
 @vad_options
+@report_options
 @fail_cleanly
-def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite, jobs, **vad):
+def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite, jobs, quiet, as_json, **vad):
     """Enhance audio files or folders, keeping each file's format, rate and channels."""
     from .effect import DynCPEnhancer
     from .export import check_format, export, label_path
@@ -108,14 +131,16 @@ def enhance(inputs, output, preset, label_formats, attenuation_limit, overwrite,
                              progress=progress)
         for fmt in label_formats:
             export(track, label_path(dst, fmt), fmt, audio_path=dst)
-        return [dst]
+        return [dst, *(label_path(dst, fmt) for fmt in label_formats if fmt != "wav-cue")], track
 
-    run_jobs(jobs_list, enhance_one, jobs, "enhancing")
+    run_jobs(jobs_list, enhance_one, jobs, "enhancing", quiet, as_json)
 
 
-def run_jobs(jobs_list: list[tuple[Path, object]], work, jobs: int, label: str) -> None:
-    """Run ``work(job, progress)`` over (input file, destination) jobs on ``jobs`` threads, one
-    progress bar over all input samples; print each path written.
+def run_jobs(jobs_list: list[tuple[Path, object]], work, jobs: int, label: str, quiet: bool = False,
+             as_json: bool = False) -> None:
+    """Run ``work(job, progress) -> (paths written, track)`` over (input file, destination) jobs
+    on ``jobs`` threads, one progress bar over all input samples; print each path written and
+    the file's summary (``quiet``: the paths alone; ``as_json``: one JSON object per file).
 
     A file that fails does not stop the others: each failure is one line naming the file, and
     the run ends in an error that counts them.
@@ -141,16 +166,23 @@ def run_jobs(jobs_list: list[tuple[Path, object]], work, jobs: int, label: str) 
 
     def attempt(job):
         try:
-            return work(job, bar.update)
+            return job[0], *work(job, bar.update)
         except USER_ERRORS as e:
             failed(job[0], e)
-            return []
+            return job[0], [], None
 
     with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for written in pool.map(attempt, readable):
+            for src, written, track in pool.map(attempt, readable):
+                if track is None:
+                    continue
+                if as_json:
+                    click.echo(json.dumps({"input": str(src), "outputs": [str(p) for p in written], **track.summary()}))
+                    continue
                 for path in written:
                     click.echo(str(path))
+                if not quiet:
+                    click.echo(format_summary(src, track.summary()))
     if len(jobs_list) == 1 and failures:
         raise click.ClickException(failures[0])
     if failures:
@@ -165,8 +197,9 @@ def run_jobs(jobs_list: list[tuple[Path, object]], work, jobs: int, label: str) 
 @click.option("--preset", default="balanced", show_default=True, help="Preset name or folder.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Files processed in parallel.")
 @vad_options
+@report_options
 @fail_cleanly
-def labels(inputs, formats, output, preset, jobs, **vad):
+def labels(inputs, formats, output, preset, jobs, quiet, as_json, **vad):
     """Write properties of audio files or folders as labels or markers, without writing audio.
 
     Labels go beside each input, or into the output folder under the input's path relative
@@ -202,9 +235,9 @@ def labels(inputs, formats, output, preset, jobs, **vad):
         for fmt, dst in zip(formats, dsts):
             make_folder(dst.parent)
             export(fx.properties, dst, fmt, audio_path=src)
-        return dsts
+        return dsts, fx.properties
 
-    run_jobs(jobs_list, label_one, jobs, "labelling")
+    run_jobs(jobs_list, label_one, jobs, "labelling", quiet, as_json)
 
 
 @main.command("presets")

@@ -3,7 +3,10 @@
 One row per 16 ms STFT frame; ``times`` is each frame's centre in seconds. Columns are
 numpy arrays that grow while streaming. Columns a preset cannot estimate (a preset without
 probes, or the dense preset) are NaN; ``noise_category`` is -1 where there is no category (no
-probes, or digital silence, which holds no noise to name).
+probes, or digital silence, which holds no noise to name). ``noise_prob`` is the probe's
+probability of the class it names: labels show the class only where it reaches
+``noise_threshold`` (the preset's, chosen on valid data) and say ``unknown`` elsewhere, so
+that a label a user reads is right often enough to act on.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ import numpy as np
 
 HOP_S = 256 / 16000
 
-FLOAT_COLUMNS = ("vad_prob", "voiced_prob", "f0_hz", "snr_db", "noise_level_db", "usage")
+FLOAT_COLUMNS = ("vad_prob", "voiced_prob", "f0_hz", "snr_db", "noise_level_db", "noise_prob", "usage")
+UNKNOWN = "unknown"  # the label of audible noise whose class the probe is not sure of
 COLUMNS = ("times", "vad", "voiced", "noise_category") + FLOAT_COLUMNS
 
 
@@ -30,9 +34,11 @@ class PropertyTrack:
     # block; blocks already merged are left alone, so a long stream never recopies its history.
     COMPACT_EVERY = 256
 
-    def __init__(self, category_names: list[str] | None = None, hop_s: float = HOP_S):
+    def __init__(self, category_names: list[str] | None = None, hop_s: float = HOP_S, noise_threshold: float = 0.0):
         self.category_names = list(category_names or [])
         self.hop_s = hop_s
+        self.noise_threshold = float(noise_threshold)
+        self.duration_s: float | None = None  # the audio's length once known: segments end there
         self._chunks: dict[str, list[np.ndarray]] = {c: [] for c in COLUMNS}
         self._merged = dict.fromkeys(COLUMNS, 0)  # leading chunks of each column that are merged blocks
 
@@ -81,6 +87,44 @@ class PropertyTrack:
     def noise_category_name(self) -> list[str]:
         return [self.category_names[i] if 0 <= i < len(self.category_names) else "" for i in self.noise_category]
 
+    def shown_noise(self) -> np.ndarray:
+        """Each frame's noise class as labels show it: the class where its probability reaches
+        ``noise_threshold``, -2 (unknown) where it does not, -1 where there is none."""
+        category = self.column("noise_category").astype(int)
+        sure = ~(self.column("noise_prob") < self.noise_threshold)  # NaN (no probability): as the class says
+        return np.where((category >= 0) & ~sure, -2, category)
+
+    def snr_over(self, start_s: float, end_s: float) -> float:
+        """The SNR (dB) of a stretch, pooled from its frames' SNR and noise level: speech and noise
+        energies summed, as the segment SNR is scored. NaN where the preset gives no SNR."""
+        times = self.column("times")
+        keep = (times >= start_s) & (times < end_s)
+        snr, level = self.column("snr_db")[keep], self.column("noise_level_db")[keep]
+        ok = ~np.isnan(snr) & ~np.isnan(level)
+        if not ok.any():
+            return float("nan")
+        noise = 10 ** (level[ok] / 10)
+        return float(10 * np.log10((noise * 10 ** (snr[ok] / 10)).sum() / noise.sum()))
+
+    def summary(self) -> dict:
+        """What a user reads first: duration, speech share, median speech SNR, the dominant noise
+        class with its mean probability (``unknown`` below the threshold), mean channel usage."""
+        vad, snr, usage = self.column("vad"), self.column("snr_db"), self.column("usage")
+        category, prob = self.column("noise_category").astype(int), self.column("noise_prob")
+        named = category >= 0
+        out = {"duration_s": round(self.duration_s if self.duration_s is not None else len(vad) * self.hop_s, 3),
+               "speech_share": round(float(vad.mean()), 3) if len(vad) else 0.0,
+               "median_speech_snr_db": None, "noise": None, "noise_confidence": None,
+               "mean_usage": None if np.isnan(usage).all() else round(float(np.nanmean(usage)), 3)}
+        if (vad & ~np.isnan(snr)).any():
+            out["median_speech_snr_db"] = round(float(np.median(snr[vad & ~np.isnan(snr)])), 1)
+        if named.any() and self.category_names:
+            top = int(np.bincount(category[named]).argmax())
+            confidence = float(np.nanmean(prob[category == top])) if not np.isnan(prob[category == top]).all() else 1.0
+            out["noise"] = self.category_names[top] if confidence >= self.noise_threshold else UNKNOWN
+            out["noise_confidence"] = round(confidence, 3)
+        return out
+
     def segments(self, name: str = "vad", min_duration: float = 0.0, hangover: float = 0.0) -> list[tuple]:
         """Runs of a property as ``(start_s, end_s, label)``; a run spans its frames' hops,
         each centred on the frame's time.
@@ -93,8 +137,8 @@ class PropertyTrack:
             values = self.column(name).astype(int)
             label_of = {1: "speech" if name == "vad" else "voiced"}
         elif name == "noise_category":
-            values = self.column(name).astype(int)
-            label_of = {i: n for i, n in enumerate(self.category_names)}
+            values = self.shown_noise()
+            label_of = {i: n for i, n in enumerate(self.category_names)} | {-2: UNKNOWN}
         else:
             raise ValueError(f"segments() works on vad, voiced or noise_category, not {name!r}")
         times, half = self.column("times"), self.hop_s / 2
@@ -111,6 +155,8 @@ class PropertyTrack:
                     else:
                         out.append(seg)
                 start = i
+        end = float("inf") if self.duration_s is None else self.duration_s
+        out = [[s, min(e, end), lab] for s, e, lab in out if s < end]
         return [(round(s, 6), round(e, 6), lab) for s, e, lab in out if e - s >= min_duration - 1e-9]
 
     def to_dict(self) -> dict:
@@ -118,6 +164,8 @@ class PropertyTrack:
         out = {c: self.column(c).tolist() for c in COLUMNS}
         out["noise_category_name"] = self.noise_category_name
         out["category_names"] = self.category_names
+        out["noise_threshold"] = self.noise_threshold
+        out["duration_s"] = self.duration_s
         out["hop_s"] = self.hop_s
         return out
 

@@ -6,6 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from ..track import PropertyTrack
 
 DEFAULT_PROPERTIES = ("vad", "noise_category")
@@ -13,13 +15,20 @@ DEFAULT_PROPERTIES = ("vad", "noise_category")
 
 def label_segments(track: PropertyTrack, properties=DEFAULT_PROPERTIES, min_duration: float = 0.1,
                    hangover: float = 0.1) -> list[tuple[float, float, str]]:
-    """Segments of the chosen properties, in time order. Noise labels read ``noise: <category>``."""
+    """Segments of the chosen properties, in time order, ending at the audio's end. Noise
+    labels read ``noise: <class>`` (``noise: unknown`` below the preset's confidence), speech
+    labels ``speech (SNR 12 dB)`` where the preset estimates SNR."""
     segments = []
     for name in properties:
         if name == "noise_category" and not track.category_names:
             continue
-        prefix = "noise: " if name == "noise_category" else ""
-        segments += [(s, e, prefix + lab) for s, e, lab in track.segments(name, min_duration, hangover)]
+        for s, e, lab in track.segments(name, min_duration, hangover):
+            if name == "noise_category":
+                lab = f"noise: {lab}"
+            elif name == "vad":
+                snr = track.snr_over(s, e)
+                lab = lab if np.isnan(snr) else f"{lab} (SNR {snr:.0f} dB)"
+            segments.append((s, e, lab))
     return sorted(segments)
 
 

@@ -14,7 +14,7 @@ EXTENSION = ".jams"
 
 def write(track, path, min_duration: float = 0.1, hangover: float = 0.1, **_):
     times = track.times
-    duration = float(times[-1] + track.hop_s / 2) if len(times) else 0.0
+    duration = track.duration_s if track.duration_s is not None else float(times[-1] + track.hop_s / 2) if len(times) else 0.0
     jam = jams.JAMS()
     jam.file_metadata.duration = duration
     speech = jams.Annotation(namespace="segment_open", duration=duration)
@@ -28,7 +28,7 @@ def write(track, path, min_duration: float = 0.1, hangover: float = 0.1, **_):
         jam.annotations.append(noise)
     pitch = jams.Annotation(namespace="pitch_contour", duration=duration)
     for t, f0, voiced in zip(times, track.f0_hz, track.voiced):
-        if not math.isnan(f0):
+        if not math.isnan(f0) and t <= duration:
             pitch.append(time=float(t), duration=0.0, value={"index": 0, "frequency": float(f0), "voiced": bool(voiced)})
     jam.annotations.append(pitch)
     write_text_atomic(path, jam.dumps(indent=1) + "\n")

@@ -284,7 +284,11 @@ class ProbeStream:
         if "f0_hz" in scores:
             out["f0_hz"] = scores["f0_hz"][:, 0]
         if "noise_category" in scores:  # digital silence holds no noise to name: -1, no category
-            out["noise_category"] = np.where(level_db >= SILENCE_DB, scores["noise_category"].argmax(axis=1), -1)
+            logits = scores["noise_category"]
+            out["noise_category"] = np.where(level_db >= SILENCE_DB, logits.argmax(axis=1), -1)
+            # the winning class's softmax probability: how sure the probe is
+            top = logits.max(axis=1, keepdims=True)
+            out["noise_prob"] = (1.0 / np.exp(logits - top).sum(axis=1)).astype(np.float32)
         for name in ("snr_db", "noise_level_db"):
             if name in scores:
                 out[name] = scores[name][:, 0]

@@ -75,16 +75,18 @@ class LinearProbes:
     scores over frames (0 or absent: none). ``lags`` maps a task to the frames by which its
     smoothed scores trail the signal: a causal network, and an average over past frames,
     answer late, so frame t takes the score of frame t + lag. ``decision`` turns VAD scores
-    into speech. All are chosen on the valid split by fit_probes.
+    into speech. All are chosen on the valid split by fit_probes. ``noise_threshold`` is the
+    probability a noise class needs before a label names it (recipes/choose_noise_threshold.py).
     """
 
     FILE = "probes.safetensors"
     META = "probes.json"
 
     def __init__(self, probes: dict[str, Probe], category_names: list[str], smoothing: dict[str, float] | None = None,
-                 decision: VadDecision | None = None, lags: dict[str, int] | None = None):
+                 decision: VadDecision | None = None, lags: dict[str, int] | None = None, noise_threshold: float = 0.0):
         self.probes = probes
         self.category_names = category_names
+        self.noise_threshold = float(noise_threshold)
         self.smoothing = dict(smoothing or {})
         self.decision = decision or VadDecision()
         self.lags = {task: int(lag) for task, lag in (lags or {}).items()}
@@ -147,7 +149,7 @@ class LinearProbes:
                 tensors[f"{name}.level_coef"] = p.level_coef.astype(np.float32)
         save_file(tensors, str(Path(folder) / self.FILE))
         meta = {"tasks": list(self.probes), "category_names": self.category_names, "smoothing": self.smoothing,
-                "lag_frames": self.lags, "vad_decision": self.decision.as_dict()}
+                "lag_frames": self.lags, "vad_decision": self.decision.as_dict(), "noise_threshold": self.noise_threshold}
         (Path(folder) / self.META).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -165,4 +167,4 @@ class LinearProbes:
             for name in meta["tasks"]
         }
         return cls(probes, meta["category_names"], meta.get("smoothing"), VadDecision(**meta.get("vad_decision", {})),
-                   meta.get("lag_frames"))
+                   meta.get("lag_frames"), meta.get("noise_threshold", 0.0))
