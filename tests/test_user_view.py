@@ -129,3 +129,16 @@ def test_json_prints_each_files_summary_and_quiet_prints_paths_only(tmp_path):
     assert quiet.exit_code == 0 and quiet.stdout.strip() == str(tmp_path / "e.wav")
     loud = CliRunner().invoke(main, ["enhance", str(tmp_path / "a.wav"), "-o", str(tmp_path / "f.wav")])
     assert re.search(r"a\.wav: 1\.0 s, speech \d+ %", loud.stdout), loud.stdout
+
+
+def test_plot_draws_a_users_file_as_a_png(tmp_path):
+    x = (0.1 * np.random.default_rng(1).standard_normal((2, 44100 * 2))).astype(np.float32)  # stereo, 44.1 kHz
+    sf.write(tmp_path / "take.flac", x.T, 44100)
+    result = CliRunner().invoke(main, ["plot", str(tmp_path / "take.flac")])
+    assert result.exit_code == 0, result.output
+    png = tmp_path / "take.freelunch.png"
+    assert result.stdout.strip() == str(png)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1210, 1100)

@@ -307,13 +307,28 @@ def evaluate(preset, split, limit, data_root, as_json):
 
 
 @main.command()
-@click.option("--preset", default="balanced", show_default=True)
-@click.option("--out", "out_dir", default="figures", show_default=True, help="Folder for the PNGs.")
-@click.option("--data", "data_root", default=None, help="Data pack (default ../shared/data).")
+@click.argument("inputs", nargs=-1)
+@click.option("--preset", default="balanced", show_default=True, help="Preset name or folder.")
+@click.option("-o", "--out", "out", default=None,
+              help="PNG file (one input) or folder; default: beside each input. Without inputs: the figures' folder.")
+@click.option("--data", "data_root", default=None, help="Without inputs: the data pack (default ../shared/data).")
+@click.option("--noise-threshold", type=click.FloatRange(0, 1), default=None,
+              help="Probability a noise class needs before it is drawn (else 'unknown').")
 @fail_cleanly
-def plot(preset, out_dir, data_root):
-    """Draw the paper's figures for a preset: example, feature types, selection, coefficients, t-SNE."""
-    from .plots import make_figures
+def plot(inputs, preset, out, data_root, noise_threshold):
+    """Draw audio files: spectrogram before and after, speech, F0, SNR and noise class over time.
 
-    for path in make_figures(preset, Path(out_dir), data_root=data_root):
-        click.echo(str(path))
+    Without files, draw the paper's figures for the preset on the data's test split.
+    """
+    from .plots import file_figure, make_figures
+
+    if not inputs:
+        for path in make_figures(preset, Path(out or "figures"), data_root=data_root):
+            click.echo(str(path))
+        return
+    pairs = collect_inputs(inputs)
+    single = out is not None and len(pairs) == 1 and out.lower().endswith(".png")
+    for src, rel in pairs:
+        dst = Path(out) if single else (src if out is None else Path(out) / rel).with_suffix(".freelunch.png")
+        make_folder(dst.parent)
+        click.echo(str(file_figure(src, dst, preset, noise_threshold=noise_threshold)))

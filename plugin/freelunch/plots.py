@@ -1,4 +1,5 @@
-"""``freelunch plot``: the paper's figures, on our data, as PNGs (matplotlib, no display)."""
+"""``freelunch plot``: one of the user's files, or the paper's figures on our data, as PNGs
+(matplotlib, no display)."""
 from __future__ import annotations
 
 import json
@@ -61,6 +62,52 @@ def example_figure(net, probes, mixture, targets, enhanced, out: Path) -> None:
     ax.set_xlabel(f"s — noise: {mixture['category']}, probe says {said}")
     ax.legend(loc="upper right", fontsize=7)
     _save(fig, out)
+
+
+def file_figure(src: Path, out: Path, preset: str = "balanced", **settings) -> Path:
+    """A user's file: its spectrogram before and after, the speech runs and F0, the SNR, and the
+    noise class over time (grey where the preset is not sure of it). Long files are drawn whole."""
+    from .effect import DynCPEnhancer
+    from .files import open_audio, stream_file
+
+    plt = _pyplot()
+    fx = DynCPEnhancer.from_preset(preset, **settings)
+    with open_audio(src) as f:
+        rate, x = int(f.samplerate), f.read(f.frames)
+    pieces = []
+    stream_file(src, fx, pieces.append)
+    y = np.concatenate(pieces, axis=1) if pieces else np.zeros_like(x)
+    track = fx.properties
+    t, shown = track.times, track.shown_noise()
+    fig, axes = plt.subplots(5, 1, figsize=(11, 10), sharex=True, gridspec_kw={"height_ratios": [3, 3, 2, 2, 0.6]})
+    for ax, (name, audio) in zip(axes[:2], (("input", x), ("enhanced", y))):
+        ax.specgram(audio.mean(axis=0) + 1e-9, NFFT=1024 if rate > 24000 else 512, Fs=rate, noverlap=512 if rate > 24000 else 256,
+                    cmap="magma", vmin=-130)
+        ax.set_ylabel(f"{name}\nHz")
+    ax = axes[2]
+    ax.fill_between(t, 0, 1, where=track.vad, color="tab:green", alpha=0.2, step="mid", transform=ax.get_xaxis_transform(),
+                    label="speech")
+    ax.plot(t, np.where(track.voiced, track.f0_hz, np.nan), "r.", ms=2, label="F0")
+    ax.set_ylabel("F0 (Hz)")
+    ax.legend(loc="upper right", fontsize=7)
+    axes[3].plot(t, track.snr_db, "k", lw=0.8)
+    axes[3].set_ylabel("SNR (dB)")
+    ax = axes[4]
+    colours = plt.get_cmap("tab10")
+    for k, name in [(-2, "unknown"), *enumerate(track.category_names)]:
+        where = shown == k
+        if where.any():
+            ax.fill_between(t, 0, 1, where=where, step="mid", color="0.8" if k < 0 else colours(k % 10), label=name)
+    ax.set_yticks([])
+    ax.set_ylabel("noise")
+    ax.legend(loc="upper right", fontsize=7, ncol=len(track.category_names) + 1)
+    summary = track.summary()
+    axes[0].set_title(f"{Path(src).name}: speech {100 * summary['speech_share']:.0f} %, median speech SNR "
+                      f"{summary['median_speech_snr_db']} dB, noise {summary['noise']}", fontsize=9)
+    ax.set_xlabel("s")
+    ax.set_xlim(0, max(track.duration_s or 0.0, 1e-3))
+    _save(fig, out)
+    return out
 
 
 def feature_type_figure(report: dict, out: Path) -> None:
