@@ -25,7 +25,6 @@ from hyperpyyaml import load_hyperpyyaml
 
 from freelunch import presets
 from freelunch.evaluate import evaluate_preset
-from freelunch.export.common import write_text_atomic
 
 sys.path.insert(0, str(Path(__file__).parent))
 import calibrate_gain  # noqa: E402
@@ -63,8 +62,7 @@ def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = 
         with open(probes_hparams) as f:
             fit_probes.main(load_hyperpyyaml(f, {"preset": str(preset_folder)}))
     metrics = evaluate_preset(str(preset_folder), split="test", limit=limit)
-    write_text_atomic(preset_folder / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    presets.write_checksums(preset_folder)
+    presets.write_metrics(preset_folder, metrics)
     return metrics
 
 

@@ -42,8 +42,11 @@ def test_all_three_presets_ship():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_preset_records_its_test_metrics(name):
     folder = presets.resolve(name)
-    report = json.loads((folder / "metrics.json").read_text())
+    sets = json.loads((folder / "metrics.json").read_text())
     config = json.loads((folder / "config.json").read_text())
+    assert set(sets) <= {"pack", "corpus"} and "pack" in sets
+    report = sets["pack"]
+    assert report["split"] == "test" and report["mixtures"] == 120 and report["date"] and report["commit"]
     assert report["enhanced"]["pesq"] > report["noisy"]["pesq"] + 0.3
     assert report["enhanced"]["si_sdr"] > report["noisy"]["si_sdr"]
     assert report["macs_gated"] <= report["macs_dense"]

@@ -253,10 +253,11 @@ def list_presets(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for name, m in rows.items():
-        enhanced = m.get("enhanced", {})
-        click.echo(f"{name:10s} PESQ-WB {enhanced.get('pesq', float('nan')):.2f}  usage {m.get('usage', float('nan')):.2f}"
-                   f"  MAC/frame {m.get('macs_gated', float('nan')):,.0f}")
+    for name, sets in rows.items():
+        scores = "  ".join(f"{key} test PESQ-WB {m['enhanced']['pesq']:.2f}" for key, m in sets.items())
+        any_set = next(iter(sets.values()), {})
+        click.echo(f"{name:10s} {scores}  usage {any_set.get('usage', float('nan')):.2f}"
+                   f"  MAC/frame {any_set.get('macs_gated', float('nan')):,.0f}")
 
 
 @main.command()
@@ -295,14 +296,20 @@ def bench(as_json, out_dir, seconds, peers, limit, data_root, long_minutes):
 @click.option("--preset", default="balanced", show_default=True)
 @click.option("--split", type=click.Choice(["valid", "test"]), default="test", show_default=True)
 @click.option("--limit", type=int, default=None, help="Score only the first N mixtures.")
-@click.option("--data", "data_root", default=None, help="Data pack (default ../shared/data).")
+@click.option("--data-root", "--data", "data_root", default=None,
+              help="The pack or the corpus (default ../shared/data); the corpus is scored on its own fixed set.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--save", is_flag=True, help="Store the test-split report in the preset's metrics.json, under its set.")
 @fail_cleanly
-def evaluate(preset, split, limit, data_root, as_json):
-    """Score a preset on the fixed mixtures of a split."""
+def evaluate(preset, split, limit, data_root, as_json, save):
+    """Score a preset on the fixed set of a split: quality (with DNSMOS), cost and the six properties."""
     from .evaluate import evaluate_preset, markdown
 
     report = evaluate_preset(preset, split=split, limit=limit, data_root=data_root)
+    if save:
+        if limit is not None:
+            raise ValueError("--save stores whole test sets; drop --limit")
+        preset_store.write_metrics(preset_store.resolve(preset), report)
     click.echo(json.dumps(report, indent=2) if as_json else markdown(report))
 
 

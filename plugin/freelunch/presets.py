@@ -6,7 +6,7 @@ A preset folder holds:
 - ``config.json``: the network's constructor arguments (``gain_exponent`` and
   ``gain_smoothing``, the mask's calibration, are optional) plus ``name`` and ``target_usage``;
 - ``probes.safetensors`` (optional): linear probe weights read from the gate masks;
-- ``metrics.json``: what the preset scored on the test split;
+- ``metrics.json``: what the preset scored on each test set (``pack``, ``corpus``), each with its date and commit;
 - ``hyperparams.yaml``: for SpeechBrain's ``FreelunchEnhancer.from_hparams(source=folder)``;
 - ``checksums.json``: SHA-256 of every other file, checked before anything is loaded.
 """
@@ -160,6 +160,19 @@ def save(folder: Path, net: ConvFSENet, config: dict, extra_files: dict[str, Pat
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def write_metrics(folder: Path, report: dict) -> None:
+    """Store a test-split ``freelunch evaluate`` report in ``metrics.json`` under its set, keeping
+    the other set's, and refresh the checksums."""
+    if report.get("split") != "test":
+        raise ValueError(f"metrics.json holds test-split scores; this report is of {report.get('split')!r}")
+    file = Path(folder) / "metrics.json"
+    metrics = json.loads(file.read_text()) if file.exists() else {}
+    metrics = {k: v for k, v in metrics.items() if k in ("pack", "corpus")}  # an older flat report is replaced
+    metrics[report["set"]] = report
+    write_text_atomic(file, json.dumps(metrics, indent=2) + "\n")
+    write_checksums(Path(folder))
 
 
 def write_checksums(folder: Path) -> None:
