@@ -66,13 +66,14 @@ def snr_band(snr_db: float) -> str:
     return f"{low:g}..{SNR_BANDS_DB[SNR_BANDS_DB.index(low) + 1]:g} dB"
 
 
-def breakdown(records: list[dict], key) -> dict[str, dict]:
-    """Mean noisy and enhanced quality per value of ``key`` (a function of a record)."""
+def breakdown(records: list[dict], key, order=None) -> dict[str, dict]:
+    """Mean noisy and enhanced quality per value of ``key`` (a function of a record), sorted by
+    ``order`` (a function of the value; default its name)."""
     groups: dict[str, list[dict]] = {}
     for r in records:
         groups.setdefault(key(r), []).append(r)
-    return {name: {"mixtures": len(rs), "noisy": _mean([r["noisy"] for r in rs]), "enhanced": _mean([r["enhanced"] for r in rs])}
-            for name, rs in sorted(groups.items())}
+    return {name: {"mixtures": len(groups[name]), "noisy": _mean([r["noisy"] for r in groups[name]]),
+                   "enhanced": _mean([r["enhanced"] for r in groups[name]])} for name in sorted(groups, key=order)}
 
 
 def _mean(scores: list[dict]) -> dict[str, float]:
@@ -82,7 +83,7 @@ def _mean(scores: list[dict]) -> dict[str, float]:
 def quality_breakdowns(records: list[dict]) -> dict[str, dict]:
     """Quality by SNR band, noise class, speech source and child/adult speaker."""
     age = lambda r: "" if not r["age"] else "child" if float(r["age"]) < CHILD_AGE else "adult"  # noqa: E731
-    return {"snr_band": breakdown(records, lambda r: snr_band(r["snr_db"])),
+    return {"snr_band": breakdown(records, lambda r: snr_band(r["snr_db"]), order=lambda band: float(band.split("..")[0])),
             "noise_class": breakdown(records, lambda r: r["category"]),
             "source": breakdown(records, lambda r: r["source"] or "unknown"),
             "speaker_age": breakdown(records, lambda r: age(r) or "unknown")}
