@@ -233,8 +233,8 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-F0_MIXTURES = 100  # F0 is compared on the first mixtures only: harvest and CREPE are slow
-CREPE_FULL_MIXTURES = 25  # CREPE full ran at RTF ≈ 3.7 on one thread
+F0_MIXTURES = 60  # F0 is compared on the first mixtures only: harvest and CREPE are slow
+CREPE_FULL_MIXTURES = 12  # CREPE full ran at RTF ≈ 3.7-5.9 on one thread
 
 
 def noise_baseline(rows: list[dict], names: list[str], seed: int = 4242):
