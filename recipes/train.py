@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from hyperpyyaml import load_hyperpyyaml
 
 from freelunch import data, metrics
+from freelunch.augment import Augment
 from freelunch.model.losses import liveness_loss, pesq_loss, se_loss, si_sdr_loss, sparsity_loss
 from freelunch.model.stft import HOP
 from freelunch.probes.cache import cached_clean_targets
@@ -143,10 +144,14 @@ def dataio_prep(hparams):
         yield from to_item(m)
         yield frame_targets(crop_targets(utterance_targets(utterance, path), start, crop_len), m["clean"], m["noise"])
 
+    augment = Augment(hparams["augment_eq_prob"], hparams["augment_band_limit_prob"], hparams["augment_reverb_prob"],
+                      hparams["augment_clip_prob"])
+    level_range = tuple(hparams["level_range_db"])
+
     @sb.utils.data_pipeline.takes("path")
     @sb.utils.data_pipeline.provides("noisy", "clean")
     def train_pipeline(path):
-        yield from to_item(data.make_mixture(data.load(path), train_bank, rng, crop_len))
+        yield from to_item(data.make_mixture(data.load(path), train_bank, rng, crop_len, augment, level_range))
 
     @sb.utils.data_pipeline.takes("utterance", "draw", "path")
     @sb.utils.data_pipeline.provides("noisy", "clean")

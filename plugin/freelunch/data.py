@@ -319,20 +319,23 @@ def crop(x: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
     return x[start : start + length]
 
 
-def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, level_db: float) -> dict:
+def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, level_db: float, target: np.ndarray | None = None) -> dict:
     """Scale speech to ``level_db`` dBFS active level and noise to ``snr_db`` below it.
 
     SNR is active speech level over noise RMS. If the mixture would clip, everything is
-    scaled down together, so the SNR is kept.
+    scaled down together, so the SNR is kept. ``target`` (an augmented crop's, see
+    ``freelunch.augment``) is the ``clean`` returned, scaled as the speech is; by default the speech.
     """
-    speech = speech * (10 ** (level_db / 20) / active_rms(speech))
+    gain = 10 ** (level_db / 20) / active_rms(speech)
+    speech = speech * gain
+    target = speech if target is None else target * gain
     noise = noise * (active_rms(speech) / rms(noise) / 10 ** (snr_db / 20))
     mixture = speech + noise
     peak = float(np.abs(mixture).max())
     if peak > 0.99:
-        speech, noise, mixture = (a * (0.99 / peak) for a in (speech, noise, mixture))
+        target, noise, mixture = (a * (0.99 / peak) for a in (target, noise, mixture))
     f32 = lambda a: a.astype(np.float32)  # noqa: E731
-    return dict(noisy=f32(mixture), clean=f32(speech), noise=f32(noise), snr_db=float(snr_db))
+    return dict(noisy=f32(mixture), clean=f32(target), noise=f32(noise), snr_db=float(snr_db))
 
 
 class NoiseBank:
@@ -348,12 +351,19 @@ class NoiseBank:
         return crop(self.audio[i], length, rng), self.classes[i]
 
 
-def make_mixture(speech: np.ndarray, bank: NoiseBank, rng: np.random.Generator, length: int | None = None) -> dict:
-    """One mixture: a crop of ``speech`` (whole when ``length`` is None) with random noise, SNR and level."""
+def make_mixture(speech: np.ndarray, bank: NoiseBank, rng: np.random.Generator, length: int | None = None,
+                 augment=None, level_range_db: tuple[float, float] = LEVEL_RANGE_DB) -> dict:
+    """One mixture: a crop of ``speech`` (whole when ``length`` is None) with random noise, SNR and
+    level; ``augment`` (``freelunch.augment.Augment``) changes the crop, its target and the mixture."""
     if length is not None:
         speech = crop(speech, length, rng)
+    target = None
+    if augment is not None and augment.active:
+        speech, target = augment.speech(speech, rng)
     noise, category = bank.sample(len(speech), rng)
-    out = mix(speech, noise, rng.uniform(*SNR_RANGE_DB), rng.uniform(*LEVEL_RANGE_DB))
+    out = mix(speech, noise, rng.uniform(*SNR_RANGE_DB), rng.uniform(*level_range_db), target)
+    if augment is not None and augment.active:
+        out["noisy"] = augment.mixture(out["noisy"], rng)
     out["category"] = category
     return out
 
