@@ -142,3 +142,20 @@ def test_plot_draws_a_users_file_as_a_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1210, 1100)
+
+
+def test_the_threshold_is_the_lowest_that_makes_shown_classes_precise_enough():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    from choose_noise_threshold import curve
+
+    truth = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    said = np.array([0, 0, 0, 1, 1, 1, 1, 0, 0, 1])  # 7 of 10 right; the 3 wrong ones at 0.3, 0.2, 0.4
+    prob = np.array([0.9, 0.8, 0.7, 0.3, 0.95, 0.6, 0.85, 0.2, 0.4, 0.75])
+    points = curve([0.0, 0.5, 0.65], truth, said, prob)
+    assert [p["precision"] for p in points] == [0.7, 1.0, 1.0]
+    assert [p["coverage"] for p in points] == [1.0, 0.7, 0.6]
+    chosen = next(p for p in points if p["precision"] >= 0.9)
+    assert chosen["threshold"] == 0.5
