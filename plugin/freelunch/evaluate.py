@@ -113,7 +113,12 @@ def property_scores(names: list[str], truth: dict, pred: dict, clips: list[dict]
 def noise_only_scores(truth: dict, pred: dict, names: list[str]) -> dict:
     """False alarms on noise alone: clips where any speech is found, and the share of frames."""
     speech = pred["vad"]
+    by_class: dict[str, list[bool]] = {}
+    for t, s in zip(truth["noise_category"], speech):
+        audible = t[t >= 0]
+        by_class.setdefault(names[audible[0]] if len(audible) else "inaudible", []).append(bool(s.any()))
     return {"clips": len(speech), "clips_with_speech": float(np.mean([s.any() for s in speech])),
+            "clips_with_speech_by_class": {k: float(np.mean(v)) for k, v in sorted(by_class.items())},
             "speech_frames": float(np.concatenate(speech).mean()),
             "noise_category": score_task("noise_category", *(np.concatenate(d["noise_category"]) for d in (truth, pred))),
             "noise_category_per_clip": per_mixture_classes(truth["noise_category"], pred["noise_category"], len(names))}
@@ -250,8 +255,9 @@ def markdown(report: dict) -> str:
                   f" ({mixture['mixtures']} mixtures)"]
         if "noise_only" in report:
             no = report["noise_only"]
-            lines.append(f"noise alone ({no['clips']} clips): speech found in {100 * no['clips_with_speech']:.1f} % of clips,"
-                         f" {100 * no['speech_frames']:.1f} % of frames; noise class per clip"
+            by_class = ", ".join(f"{k} {100 * v:.0f} %" for k, v in no["clips_with_speech_by_class"].items())
+            lines.append(f"noise alone ({no['clips']} clips): speech found in {100 * no['clips_with_speech']:.1f} % of clips"
+                         f" ({by_class}), {100 * no['speech_frames']:.1f} % of frames; noise class per clip"
                          f" {no['noise_category_per_clip']['balanced_accuracy']:.3f} balanced")
         names = report["category_names"]
         lines += ["", "| true \\ said | " + " | ".join(names) + " | none |", "|---|" + "---|" * (len(names) + 1)]
