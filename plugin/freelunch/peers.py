@@ -17,6 +17,16 @@ class PeerUnavailable(RuntimeError):
     pass
 
 
+def _modules(package: str, *names: str) -> list:
+    """Import a peer's modules, or say which package to install."""
+    import importlib
+
+    try:
+        return [importlib.import_module(n) for n in names]
+    except ImportError as e:
+        raise PeerUnavailable(f"{package} is not installed ({e})") from None
+
+
 def _frame_values(values: np.ndarray, hop: int, n: int) -> np.ndarray:
     """Per-chunk values (chunk i covers samples [i*hop, (i+1)*hop)) -> per freelunch frame, by frame centre."""
     centres = np.minimum(np.arange(n_frames(n)) * HOP // hop, len(values) - 1)
@@ -78,13 +88,8 @@ class SileroVAD:
     chunk = 512
 
     def __init__(self):
-        try:
-            import torch
-            from silero_vad import load_silero_vad
-        except ImportError as e:
-            raise PeerUnavailable(f"silero-vad is not installed ({e})") from None
-        self._torch = torch
-        self._model = load_silero_vad()
+        self._torch, silero = _modules("silero-vad", "torch", "silero_vad")
+        self._model = silero.load_silero_vad()
 
     def vad(self, x: np.ndarray) -> np.ndarray:
         self._model.reset_states()
@@ -102,10 +107,7 @@ class WebRTCVAD:
     chunk = 480
 
     def __init__(self, mode: int = 2):
-        try:
-            import webrtcvad
-        except ImportError as e:
-            raise PeerUnavailable(f"webrtcvad-wheels is not installed ({e})") from None
+        (webrtcvad,) = _modules("webrtcvad-wheels", "webrtcvad")
         self._vad = webrtcvad.Vad(mode)
 
     def vad(self, x: np.ndarray) -> np.ndarray:
@@ -152,12 +154,8 @@ class TorchCrepe:
     periodicity_threshold = 0.21
 
     def __init__(self, model: str = "tiny"):
-        try:
-            import torch
-            import torchcrepe
-        except ImportError as e:
-            raise PeerUnavailable(f"torchcrepe is not installed ({e})") from None
-        self._torch, self._crepe, self.model = torch, torchcrepe, model
+        self._torch, self._crepe = _modules("torchcrepe", "torch", "torchcrepe")
+        self.model = model
         self.name = f"torchcrepe_{model}"
 
     def f0(self, x: np.ndarray) -> np.ndarray:
@@ -175,12 +173,7 @@ class Pesto:
     confidence_threshold = 0.5
 
     def __init__(self):
-        try:
-            import pesto
-            import torch
-        except ImportError as e:
-            raise PeerUnavailable(f"pesto-pitch is not installed ({e})") from None
-        self._pesto, self._torch = pesto, torch
+        self._pesto, self._torch = _modules("pesto-pitch", "pesto", "torch")
 
     def f0(self, x: np.ndarray) -> np.ndarray:
         _, f0, confidence, _ = self._pesto.predict(self._torch.from_numpy(x), SAMPLE_RATE, step_size=1000 * HOP / SAMPLE_RATE)
