@@ -24,6 +24,8 @@ def classification(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 def regression(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import mean_absolute_error, r2_score
 
+    if not len(y_true):  # nothing to score (a tiny run where no frame qualifies)
+        return {"r2": float("nan"), "mae": float("nan"), "frames": 0}
     return {"r2": float(r2_score(y_true, y_pred)), "mae": float(mean_absolute_error(y_true, y_pred)),
             "frames": int(len(y_true))}
 
@@ -49,7 +51,7 @@ def pitch(f0_true: np.ndarray, f0_pred: np.ndarray) -> dict[str, float]:
     GPE: of the frames both call voiced, the share more than 20 % off.
     VDE: the share of all frames whose voicing decision differs from the reference.
     """
-    ref, est = ~np.isnan(f0_true), ~np.isnan(f0_pred)
+    ref, est = ~np.isnan(f0_true), ~np.isnan(f0_pred) & ~(f0_pred <= 0)  # a pitch at or below 0 Hz is no pitch
     both = ref & est
     cents = np.full(len(f0_true), np.inf)
     cents[both] = 1200 * np.abs(np.log2(f0_pred[both] / f0_true[both]))
