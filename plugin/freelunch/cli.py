@@ -266,7 +266,8 @@ def list_presets(as_json):
 @click.option("--seconds", type=float, default=60.0, show_default=True, help="Test-split audio to time on.")
 @click.option("--peers", is_flag=True, help="Also compare with DeepFilterNet3, silero-vad, webrtcvad and pyworld.")
 @click.option("--limit", type=int, default=None, help="With --peers: only the first N test mixtures.")
-@click.option("--data", "data_root", default=None, help="Data pack (default ../shared/data).")
+@click.option("--data-root", "--data", "data_root", default=None,
+              help="The pack or the corpus (default ../shared/data); the corpus is compared on its own fixed set.")
 @click.option("--long-minutes", type=click.FloatRange(min=0), multiple=True, default=(1, 10, 60), show_default=True,
               help="Lengths of the files for the long-file memory bench of `enhance` (repeatable; 0 skips it).")
 @fail_cleanly

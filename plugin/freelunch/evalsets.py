@@ -39,12 +39,16 @@ def is_corpus(rows: list[dict]) -> bool:
     return any(r.get("group") for r in rows if r["kind"] == "noise")
 
 
+def age_group(age: str) -> str:
+    """"child" under CHILD_AGE, "adult" from it, "" where the manifest gives no age."""
+    return "" if not age else "child" if float(age) < CHILD_AGE else "adult"
+
+
 def _cells(speech: list[dict]) -> list[list[list[dict]]]:
     """Speakers' utterances, per (source, child/adult, gender) cell, in a fixed order."""
     cells = defaultdict(lambda: defaultdict(list))
     for r in speech:
-        child = bool(r.get("age")) and float(r["age"]) < CHILD_AGE
-        cells[(r.get("source", ""), child, r.get("gender", ""))][r.get("speaker") or r["id"]].append(r)
+        cells[(r.get("source", ""), age_group(r.get("age", "")), r.get("gender", ""))][r.get("speaker") or r["id"]].append(r)
     return [list(cells[key].values()) for key in sorted(cells)]
 
 
@@ -86,7 +90,8 @@ def corpus_items(rows: list[dict], split: str, count: int | None = None, seed: i
         speaker = cell[(k // len(cells)) % len(cell)]
         item_rng = np.random.default_rng([seed, data.SPLITS.index(split), k])
         clean, used = _joined(speaker, item_rng.uniform(*SECONDS), item_rng)
-        row = by_class[classes[k % len(classes)]][int(item_rng.integers(len(by_class[classes[k % len(classes)]])))]
+        files = by_class[classes[k % len(classes)]]
+        row = files[int(item_rng.integers(len(files)))]
         m = data.mix(clean, data.crop(noise_audio(row), len(clean), item_rng), item_rng.uniform(*data.SNR_RANGE_DB),
                      item_rng.uniform(*data.LEVEL_RANGE_DB))
         first = speaker[0]

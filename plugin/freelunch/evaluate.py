@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data, evalsets, metrics, presets
-from .evalsets import CHILD_AGE
+from .evalsets import age_group
 from .model import BatchedEngine, StreamingEngine
 from .model.cost import frame_macs
 from .peers import PyworldF0
@@ -82,11 +82,10 @@ def _mean(scores: list[dict]) -> dict[str, float]:
 
 def quality_breakdowns(records: list[dict]) -> dict[str, dict]:
     """Quality by SNR band, noise class, speech source and child/adult speaker."""
-    age = lambda r: "" if not r["age"] else "child" if float(r["age"]) < CHILD_AGE else "adult"  # noqa: E731
     return {"snr_band": breakdown(records, lambda r: snr_band(r["snr_db"]), order=lambda band: float(band.split("..")[0])),
             "noise_class": breakdown(records, lambda r: r["category"]),
             "source": breakdown(records, lambda r: r["source"] or "unknown"),
-            "speaker_age": breakdown(records, lambda r: age(r) or "unknown")}
+            "speaker_age": breakdown(records, lambda r: age_group(r["age"]) or "unknown")}
 
 
 def property_scores(names: list[str], truth: dict, pred: dict, clips: list[dict]) -> dict:
@@ -113,11 +112,12 @@ def property_scores(names: list[str], truth: dict, pred: dict, clips: list[dict]
 def noise_only_scores(truth: dict, pred: dict, names: list[str]) -> dict:
     """False alarms on noise alone: clips where any speech is found, and the share of frames."""
     speech = pred["vad"]
+    found = [bool(s.any()) for s in speech]
     by_class: dict[str, list[bool]] = {}
-    for t, s in zip(truth["noise_category"], speech):
+    for t, f in zip(truth["noise_category"], found):
         audible = t[t >= 0]
-        by_class.setdefault(names[audible[0]] if len(audible) else "inaudible", []).append(bool(s.any()))
-    return {"clips": len(speech), "clips_with_speech": float(np.mean([s.any() for s in speech])),
+        by_class.setdefault(names[audible[0]] if len(audible) else "inaudible", []).append(f)
+    return {"clips": len(speech), "clips_with_speech": float(np.mean(found)),
             "clips_with_speech_by_class": {k: float(np.mean(v)) for k, v in sorted(by_class.items())},
             "speech_frames": float(np.concatenate(speech).mean()),
             "noise_category": score_task("noise_category", *(np.concatenate(d["noise_category"]) for d in (truth, pred))),
