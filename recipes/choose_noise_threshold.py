@@ -34,8 +34,8 @@ def frames(hp, net, probes: LinearProbes) -> tuple[np.ndarray, np.ndarray, np.nd
     for _, m, clean in evalsets.evaluation_items(rows, hp["split"], hp["limit"], hp["target_cache"]):
         targets = mixture_targets(m, probes.category_names, clean)
         n = len(targets["vad"])
-        masks, level_db, gain_db = (a[:n] for a in engine_frames(engine, m["noisy"]))
-        columns = scored_columns(probes, probes.scores(masks), level_db, gain_db)
+        masks, level_db = (a[:n] for a in engine_frames(engine, m["noisy"]))
+        columns = scored_columns(probes, probes.scores(masks), level_db)
         keep = targets["noise_category"] >= 0
         truth.append(targets["noise_category"][keep])
         said.append(columns["noise_category"][keep])

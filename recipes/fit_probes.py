@@ -12,7 +12,6 @@ sums (``probes.safetensors``). The feature-type comparison and the selection cur
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import sys
@@ -145,19 +144,17 @@ def select(task, hp, x, y, xv, yv, full, levels, levels_valid) -> tuple[list, np
     return curve, ranking, chosen
 
 
-def stream_scores(engine, probes: LinearProbes, noisy: np.ndarray, frames: int) -> tuple[dict, np.ndarray, np.ndarray]:
-    """A clip's first ``frames`` raw scores, input levels and enhancer gains, from a fresh stream
-    as the effect runs it."""
+def stream_scores(engine, probes: LinearProbes, noisy: np.ndarray, frames: int) -> tuple[dict, np.ndarray]:
+    """A clip's first ``frames`` raw scores and input levels, from a fresh stream as the effect runs it."""
     from freelunch.evaluate import engine_frames
 
-    masks, level_db, gain_db = (a[:frames] for a in engine_frames(engine, noisy))
-    return probes.scores(masks), level_db, gain_db
+    masks, level_db = (a[:frames] for a in engine_frames(engine, noisy))
+    return probes.scores(masks), level_db
 
 
 def valid_sequences(hp, net, probes: LinearProbes, rows, names) -> list[tuple]:
     """Whole valid clips, scored as the effect scores them: every utterance mixed
-    ``valid_draws`` times and the clips without speech. Each is (raw scores, input level,
-    enhancer gain, targets)."""
+    ``valid_draws`` times and the clips without speech. Each is (raw scores, input level, targets)."""
     from freelunch.model import StreamingEngine
 
     engine = StreamingEngine(net)
@@ -177,17 +174,16 @@ def valid_sequences(hp, net, probes: LinearProbes, rows, names) -> list[tuple]:
     return sequences
 
 
-def noise_alone_clips(hp, net, probes: LinearProbes, rows) -> dict[float, list[tuple]]:
-    """Per RMS level of ``vad_no_speech_levels_db`` and ``vad_loud_noise_levels_db``, every valid
-    noise file alone, its first ``no_speech_seconds``, scored as the effect scores them: (raw
-    scores, input level, enhancer gain)."""
+def noise_alone_clips(hp, net, probes: LinearProbes, rows) -> list[tuple]:
+    """At each RMS level of ``vad_no_speech_levels_db``, every valid noise file alone, its first
+    ``no_speech_seconds``, scored as the effect scores them: (raw scores, input level)."""
     from freelunch.model import StreamingEngine
 
     engine = StreamingEngine(net)
     length = int(hp["no_speech_seconds"] * data.SAMPLE_RATE)
     noises = [data.load(row["path"])[:length] for row in data.split_rows(rows, "valid")[1]]
-    return {level_db: [stream_scores(engine, probes, at_level(noise, level_db), n_frames(len(noise))) for noise in noises]
-            for level_db in [*hp["vad_no_speech_levels_db"], *hp["vad_loud_noise_levels_db"]]}
+    return [stream_scores(engine, probes, at_level(noise, level_db), n_frames(len(noise)))
+            for level_db in hp["vad_no_speech_levels_db"] for noise in noises]
 
 
 def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: dict, lags: dict) -> dict[str, np.ndarray]:
@@ -195,7 +191,7 @@ def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: di
     from freelunch.evaluate import scored_columns
 
     trial = LinearProbes(probes.probes, probes.category_names, smoothing, decision, lags)
-    columns = [scored_columns(trial, raw, level_db, gain_db) for raw, level_db, gain_db, _ in sequences]
+    columns = [scored_columns(trial, raw, level_db) for raw, level_db, _ in sequences]
     return {t: np.concatenate([c[t] for c in columns]) for t in TASKS if t in columns[0]}
 
 
@@ -219,65 +215,29 @@ def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float
     return smoothing, lags
 
 
-def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=(), loud=()) -> tuple[VadDecision, list[dict]]:
-    """The VAD decision with the best frame accuracy on the whole valid clips, the clips
-    without speech included, among those that find no speech segment in any of the ``quiet``
-    clips of noise alone (or, if none does, in the fewest). Frame accuracy alone would trade a
-    whole false segment on a noise for a few frames of the mixtures. First the threshold and
-    run clean-up, where a tie goes to the smallest look-ahead, then to the longest start-up
-    hold: it costs only a stream's first frames, and guards them against the network's
-    start-up transient, which the valid clips rarely show. Then, with that clean-up, the
-    threshold again with the level-modulation veto, where a tie goes to no veto, then to the
-    shortest window. Last the runs' gain check: among the checks that cost at most
-    ``vad_gain_accuracy_tolerance`` of accuracy, the one that finds speech in the fewest ``loud``
-    clips of noise alone, then the most accurate; a tie goes to no check, then to the smallest
-    spread of the enhanced level, then to the lowest floor, then to the fewest frames."""
+def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=()) -> tuple[VadDecision, list[dict]]:
+    """The VAD decision (threshold, start-up hold, run clean-up) with the best frame accuracy on
+    the whole valid clips, the clips without speech included, among those that find no speech
+    segment in any of the ``quiet`` clips of noise alone (or, if none does, in the fewest).
+    Frame accuracy alone would trade a whole false segment on a noise for a few frames of the
+    mixtures. A tie goes to the smallest look-ahead, then to the longest start-up hold: it
+    costs only a stream's first frames, and guards them against the network's start-up
+    transient, which the valid clips rarely show."""
     truth = np.concatenate([s[-1]["vad"] for s in sequences])
     vad_only = [({"vad": raw["vad"]}, *rest) for raw, *rest in sequences]
-    trials = []
-    keys = ("valid_accuracy", "noise_alone_with_speech", "loud_noise_with_speech")
     smoothing, lags = {"vad": probes.smoothing.get("vad", 0.0)}, {"vad": probes.lags.get("vad", 0)}
-
-    def with_speech(clips, decision: VadDecision) -> int:
-        return int(sum(decide(probes, [({"vad": raw["vad"]}, level_db, gain_db, None)], decision, smoothing, lags)["vad"].any()
-                       for raw, level_db, gain_db in clips))
-
-    def best_of(decisions, rank) -> VadDecision:
-        scored = []
-        for decision in decisions:
-            speech = decide(probes, vad_only, decision, smoothing, lags)["vad"]
-            scored.append({**decision.as_dict(), "valid_accuracy": float(np.mean(speech == truth)),
-                           "noise_alone_with_speech": with_speech(quiet, decision),
-                           "loud_noise_with_speech": with_speech(loud, decision)})
-        trials.extend(scored)
-        best = max(scored, key=rank(scored))
-        return VadDecision(**{k: v for k, v in best.items() if k not in keys})
-
-    def quiet_first(tie_break):
-        return lambda scored: lambda t: (-t["noise_alone_with_speech"], round(t["valid_accuracy"], 4), *tie_break(t))
-
-    clean_up = best_of(
-        itertools.starmap(VadDecision, itertools.product(
+    trials = []
+    for decision in itertools.starmap(VadDecision, itertools.product(
             hp["vad_threshold_grid"], hp["vad_bridge_frames_grid"], hp["vad_min_speech_frames_grid"],
-            hp["vad_startup_frames_grid"])),
-        quiet_first(lambda t: (-t["bridge_frames"] - t["min_speech_frames"], t["startup_frames"])))
-    vetoes = [(1, 0.0), *itertools.product(hp["vad_modulation_frames_grid"], hp["vad_min_modulation_db_grid"])]
-    veto = best_of(
-        (dataclasses.replace(clean_up, threshold=threshold, modulation_frames=frames, min_modulation_db=db)
-         for threshold, (frames, db) in itertools.product(hp["vad_threshold_grid"], vetoes)),
-        quiet_first(lambda t: (-t["min_modulation_db"], -t["modulation_frames"])))
-
-    def loud_next(scored):
-        unchecked = next(t for t in scored if t["min_gain_db"] is None)
-        least = unchecked["valid_accuracy"] - hp["vad_gain_accuracy_tolerance"]
-        return lambda t: (-t["noise_alone_with_speech"], t["valid_accuracy"] >= least, -t["loud_noise_with_speech"],
-                          round(t["valid_accuracy"], 4), t["min_gain_db"] is None, -t["min_kept_spread_db"],
-                          -(t["min_gain_db"] or 0.0), -t["gain_frames"])
-
-    checks = itertools.product(hp["vad_gain_frames_grid"], hp["vad_min_gain_db_grid"], hp["vad_min_kept_spread_db_grid"])
-    checked = best_of([veto, *(dataclasses.replace(veto, gain_frames=frames, min_gain_db=db, min_kept_spread_db=spread)
-                               for frames, db, spread in checks)], loud_next)
-    return checked, trials
+            hp["vad_startup_frames_grid"])):
+        speech = decide(probes, vad_only, decision, smoothing, lags)["vad"]
+        alone = sum(decide(probes, [({"vad": raw["vad"]}, level_db, None)], decision, smoothing, lags)["vad"].any()
+                    for raw, level_db in quiet)
+        trials.append({**decision.as_dict(), "valid_accuracy": float(np.mean(speech == truth)),
+                       "noise_alone_with_speech": int(alone)})
+    best = max(trials, key=lambda t: (-t["noise_alone_with_speech"], round(t["valid_accuracy"], 4),
+                                      -t["bridge_frames"] - t["min_speech_frames"], t["startup_frames"]))
+    return VadDecision(**{k: v for k, v in best.items() if k not in ("valid_accuracy", "noise_alone_with_speech")}), trials
 
 
 def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
@@ -331,10 +291,8 @@ def main(hp) -> dict:
         linear, report = LinearProbes.load(folder), json.loads(Path(hp["report"]).read_text())
     sequences = valid_sequences(hp, net, linear, rows, names)
     linear.smoothing, linear.lags = tune_smoothing(hp, linear, sequences)
-    noise_alone = noise_alone_clips(hp, net, linear, rows)
-    quiet = [clip for level in hp["vad_no_speech_levels_db"] for clip in noise_alone[level]]
-    loud = [clip for level in hp["vad_loud_noise_levels_db"] for clip in noise_alone[level]]
-    linear.decision, report["vad_decision_trials"] = tune_vad_decision(hp, linear, sequences, quiet, loud)
+    quiet = noise_alone_clips(hp, net, linear, rows)
+    linear.decision, report["vad_decision_trials"] = tune_vad_decision(hp, linear, sequences, quiet)
     report["smoothing"], report["lag_frames"], report["vad_decision"] = linear.smoothing, linear.lags, linear.decision.as_dict()
     print("smoothing", linear.smoothing, "lags", linear.lags, "VAD decision", report["vad_decision"], flush=True)
     staging = Path(folder) / ".probes-staging"

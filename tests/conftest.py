@@ -97,12 +97,9 @@ def random_preset(tmp_path_factory):
     for task in ("snr_db", "noise_level_db"):  # as the shipped ones, reading the input level too
         probes[task].level_coef = rng.standard_normal((len(LEVEL_FEATURES), 1)).astype(np.float32)
     staging = tmp_path_factory.mktemp("staging")
-    # a VAD decision that looks ahead (4 + 6 - 2 frames, and 5 - 1 for the gain check), and lags
-    # (2 more), so the mechanics tests cover the held frames, the level-modulation veto's window
-    # and the runs waiting for their gain check across pushes
-    decision = VadDecision(0.5, bridge_frames=4, min_speech_frames=6, startup_frames=3,
-                           modulation_frames=20, min_modulation_db=0.5, gain_frames=5, min_gain_db=-12.0,
-                           min_kept_spread_db=1.0)
+    # a VAD decision that looks ahead (4 + 6 - 2 frames) and lags (2 more), so the mechanics
+    # tests cover the held frames across pushes
+    decision = VadDecision(0.5, bridge_frames=4, min_speech_frames=6, startup_frames=3)
     lags = {"vad": 2, "snr_db": 1}
     LinearProbes(probes, names, {"vad": 0.5, "noise_category": 0.9, "snr_db": 0.8}, decision, lags).save(staging)
     extra = {n: staging / n for n in (LinearProbes.FILE, LinearProbes.META)}

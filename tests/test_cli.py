@@ -90,8 +90,8 @@ def test_labels_for_a_folder_mirror_its_layout(take, tmp_path, random_preset):
 
 def test_vad_options_reach_the_labels(take, tmp_path, random_preset):
     """The same file labelled with the preset's decision and with every frame decided alone:
-    the clean-up only ever removes short runs and fills short gaps, so the labels differ. A
-    level-modulation veto no speech level can reach leaves no speech at all."""
+    the clean-up only ever removes short runs and fills short gaps, so the labels differ. Runs
+    must last longer than the 3-s take: no speech at all."""
     import csv
 
     def speech_frames(*options):
@@ -104,7 +104,7 @@ def test_vad_options_reach_the_labels(take, tmp_path, random_preset):
 
     preset, alone = speech_frames(), speech_frames("--min-speech-ms", "0", "--min-silence-ms", "0")
     assert len(preset) == len(alone) > 100 and preset != alone
-    assert any(preset) and not any(speech_frames("--vad-min-modulation-db", "60"))
+    assert any(preset) and not any(speech_frames("--min-speech-ms", "4000"))
     bad = run("labels", take, "--format", "srt", "--preset", random_preset, "--vad-threshold", "2")
     assert bad.exit_code == 1 and "vad_threshold must be strictly between 0 and 1" in bad.output
 
@@ -113,7 +113,7 @@ def test_a_streamed_file_gets_the_whole_track(take, random_preset):
     """Chunked file streaming ends with end_stream(): the frames held for the VAD's look-ahead
     are decided, and the track is the one-shot call's, to the input's last frame."""
     fx = DynCPEnhancer.from_preset(random_preset)
-    assert fx.properties_lookahead == 14 + 7  # clean-up 8, gain check 4, lag 2, batch of 8 frames
+    assert fx.properties_lookahead == 10 + 7  # clean-up 8, lag 2, batch of 8 frames
     stream_file(take, fx, None)
     with AudioFile(str(take)) as f:  # the decoder stream_file reads with (soundfile rounds 24-bit differently)
         audio, rate = f.read(f.frames), f.samplerate

@@ -24,7 +24,7 @@ def stream(engine: StreamingEngine, x: np.ndarray, buffer_size: int) -> tuple[np
     padded = np.concatenate([x, np.zeros(engine.latency, np.float32)])
     outs, masks = [], []
     for i in range(0, len(padded), buffer_size):
-        emitted, m, _, _, _ = engine.process_frames(padded[i : i + buffer_size])
+        emitted, m, _, _ = engine.process_frames(padded[i : i + buffer_size])
         outs.append(emitted)
         masks.append(m)
     return np.concatenate(outs)[: len(x)], np.concatenate(masks)

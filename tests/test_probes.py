@@ -1,5 +1,4 @@
 """Probe targets and the weighted-sum probes."""
-import dataclasses
 import itertools
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from conftest import make_net
 from freelunch.model import StreamingEngine
 from freelunch.probes import targets as T
 from freelunch.probes.features import stack_previous
-from freelunch.probes.decisions import SILENCE_DB, VadDecision, _level_spread, clean_runs
+from freelunch.probes.decisions import SILENCE_DB, VadDecision, clean_runs
 from hypothesis import given
 from hypothesis import strategies as st
 from freelunch.probes.level import LEVEL_FEATURES, LevelFeatures, level_features
@@ -169,31 +168,10 @@ def test_engine_reports_each_frames_input_level():
     engine = StreamingEngine(make_net())
     t = np.arange(16000) / 16000
     tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # RMS 0.0707: -23.0 dBFS
-    _, masks, _, level_db, _ = engine.process_frames(np.concatenate([np.zeros(8000, np.float32), tone]))
+    _, masks, _, level_db = engine.process_frames(np.concatenate([np.zeros(8000, np.float32), tone]))
     assert len(level_db) == len(masks)
     assert (level_db[:30] < -150).all()  # digital silence
     np.testing.assert_allclose(level_db[40:-1], 20 * np.log10(0.1 / np.sqrt(2)), atol=0.1)
-
-
-def test_engine_reports_the_enhancers_gain_on_each_frame():
-    """Weighted by each frame's energy, the per-frame gains give the output's energy over the
-    input's. An attenuation limit changes the output, not the gains reported (the VAD reads
-    them). Digital silence reads 0 dB."""
-    rng = np.random.default_rng(0)
-    x = (0.1 * rng.standard_normal(32000)).astype(np.float32)
-    x[16000:] *= np.sin(np.arange(16000) / 800) ** 2  # the level moves, so frames weigh differently
-    engine = StreamingEngine(make_net())
-    padded = np.concatenate([x, np.zeros(engine.latency + 1, np.float32)])
-    y, masks, _, level_db, gain_db = engine.process_frames(padded)
-    assert len(gain_db) == len(masks) and (gain_db[:-1] < -1).all() and gain_db[-1] == 0  # the last frame is padding
-    power = 10 ** (level_db / 10)
-    kept = 10 * np.log10(np.sum(power * 10 ** (gain_db / 10)) / power.sum())
-    assert kept == pytest.approx(10 * np.log10(np.sum(y[: len(x)] ** 2) / np.sum(x**2)), abs=0.3)
-    limited = StreamingEngine(make_net(), gain_floor=1.0).process_frames(padded)
-    np.testing.assert_array_equal(limited[4], gain_db)
-    assert np.abs(limited[0][: len(x)] - x).max() < 1e-4  # nothing attenuated
-    engine.reset()
-    assert (engine.process_frames(np.zeros(4000, np.float32))[4] == 0).all()
 
 
 def test_stacked_masks_hold_previous_frames():
@@ -306,72 +284,18 @@ def test_vad_clean_up_matches_a_plain_reading(flags, bridge, min_speech):
     assert clean_runs(np.array(flags, bool), bridge, min_speech).tolist() == expected
 
 
-def test_steady_level_is_vetoed_and_a_moving_one_is_not():
-    """The level-modulation veto: the same confident scores are speech where the input level
-    moves (a 4 Hz swing of +-6 dB) and not where it holds still (+-0.3 dB), nor, once the ramp is
-    under half the window, where a steady noise fades in (30 dB over 4 frames, then +-0.3 dB):
-    a standard deviation would read that step as modulation for the whole 64-frame window."""
-    n = 300
-    probe = {"vad": Probe(np.array([0]), np.full((1, 1), 6.0, np.float32), np.full(1, -3.0, np.float32))}
-    probes = LinearProbes(probe, [], decision=VadDecision(0.5, modulation_frames=64, min_modulation_db=1.0))
-    masks = np.ones((n, 1, 2), bool)
-    swing = np.sin(2 * np.pi * 4 * np.arange(n) * 0.016)
-    moving = probes.predict(masks, (-30 + 6 * swing).astype(np.float32))["vad"]
-    steady = probes.predict(masks, (-30 + 0.3 * swing).astype(np.float32))["vad"]
-    assert moving[10:].all() and not steady.any()
-    onset = np.concatenate([np.linspace(-60, -30, 4), -30 + 0.3 * swing[4:]]).astype(np.float32)
-    assert not probes.predict(masks, onset)["vad"][8:].any()
-    off = LinearProbes(probe, [], decision=VadDecision(0.5)).predict(masks, np.full(n, -30, np.float32))["vad"]
-    assert off.all()
-    levels = np.random.default_rng(0).uniform(-80, 0, 50)
-    spread = _level_spread(levels, 0, 8)
-    windows = [levels[max(0, i - 7): i + 1] for i in range(50)]
-    assert np.allclose(spread, [np.median(np.abs(w - np.median(w))) for w in windows])
-    with pytest.raises(ValueError, match="min_modulation_db"):
-        VadDecision(0.5, min_modulation_db=-1.0)
-    with pytest.raises(ValueError, match="modulation_frames"):
-        VadDecision(0.5, modulation_frames=0)
-
-
-def test_a_speech_run_the_enhancer_removes_is_dropped():
-    """The gain check: of three confident runs, the one whose first 10 frames the enhancer cuts
-    by 25 dB is dropped, one it keeps (-3 dB, after a -30 dB dip past its first 10 frames) stays,
-    and a 6-frame run is judged on its 6 frames. The share is of the energy: a run whose loud
-    frames the enhancer keeps passes, though most of its frames lose 40 dB. Without gains the
-    stream refuses to guess."""
-    n = 120
+def test_evaluate_scores_f0_on_every_frame():
+    """``scored_columns`` keeps F0 where the VAD finds no speech: F0 is scored wherever the
+    reference is voiced. The effect's own columns drop it there."""
+    n = 40
     probe = {"vad": Probe(np.array([0]), np.full((1, 1), 6.0, np.float32), np.full(1, -3.0, np.float32)),
-             "voiced": Probe(np.array([0]), np.full((1, 1), 6.0, np.float32), np.full(1, -3.0, np.float32))}
-    masks = np.zeros((n, 1, 2), bool)
-    masks[10:40, 0, 0] = masks[60:90, 0, 0] = masks[100:106, 0, 0] = True
-    gain = np.full(n, -3.0, np.float32)
-    gain[25:40] = -30.0  # past the first run's first 10 frames
-    gain[60:70] = -25.0
-    gain[100:106] = -18.0
+             "voiced": Probe(np.array([0]), np.full((1, 1), 6.0, np.float32), np.full(1, -3.0, np.float32)),
+             "f0_hz": Probe(np.array([0]), np.ones((1, 1), np.float32), np.full(1, 100.0, np.float32))}
+    probes = LinearProbes(probe, [])
     level = np.full(n, -20.0, np.float32)
-    decision = VadDecision(0.5, gain_frames=10, min_gain_db=-20.0)
-    columns = LinearProbes(probe, [], decision=decision).predict(masks, level, gain_db=gain)
-    assert np.flatnonzero(columns["vad"]).tolist() == [*range(10, 40), *range(100, 106)]
-    assert not columns["voiced"][60:90].any()
-    assert decision.lookahead == 9 and VadDecision(0.5, gain_frames=10).lookahead == 0  # no floor: no check
-    f0 = {"f0_hz": Probe(np.array([0]), np.ones((1, 1), np.float32), np.full(1, 100.0, np.float32))}
-    scored = scored_columns(LinearProbes({**probe, **f0}, [], decision=decision), {"f0_hz": np.full((n, 1), 120.0)}, level, gain)
-    assert (scored["f0_hz"] == 120.0).all()  # evaluate's F0 alone, with no VAD to check
-    loud_syllables = np.where(np.arange(n) % 5 == 0, -10.0, -40.0).astype(np.float32)  # every 5th frame 30 dB up
-    kept_loud = np.where(np.arange(n) % 5 == 0, -3.0, -40.0).astype(np.float32)
-    syllables = LinearProbes(probe, [], decision=decision).predict(masks, loud_syllables, gain_db=kept_loud)["vad"]
-    assert syllables[10:40].all() and syllables[60:90].all()
-    with pytest.raises(ValueError, match="gain_db"):
-        LinearProbes(probe, [], decision=decision).predict(masks, level)
-    with pytest.raises(ValueError, match="min_gain_db"):
-        VadDecision(0.5, min_gain_db=3.0)
-    steady = LinearProbes(probe, [], decision=dataclasses.replace(decision, min_kept_spread_db=3.0))
-    assert not steady.predict(masks, level, gain_db=gain)["vad"].any()  # every run's enhanced level is flat
-    assert (steady.predict(masks, loud_syllables, gain_db=kept_loud)["vad"] == syllables).all()
-    with pytest.raises(ValueError, match="min_kept_spread_db"):
-        VadDecision(0.5, min_kept_spread_db=3.0)  # it reads the gain check's runs
-    with pytest.raises(ValueError, match="min_kept_spread_db"):
-        VadDecision(0.5, min_gain_db=-20.0, min_kept_spread_db=-1.0)
+    raw = probes.scores(np.zeros((n, 1, 2), bool))  # no channel active: never speech
+    assert np.isnan(probes.stream().whole(raw, level)["f0_hz"]).all()
+    assert (scored_columns(probes, raw, level)["f0_hz"] == 100.0).all()
 
 
 def test_a_lag_takes_the_score_of_a_later_frame():
@@ -397,20 +321,12 @@ def test_a_lag_takes_the_score_of_a_later_frame():
     startup=st.integers(0, 30),
     alpha=st.sampled_from([0.0, 0.8]),
     lags=st.dictionaries(st.sampled_from(["vad", "voiced", "f0_hz", "snr_db"]), st.integers(0, 6)),
-    # wild levels, and steady ones whose spread lies near the veto's minima
+    # levels around digital silence's floor, and steady ones
     levels=st.lists(st.floats(-130, 0) | st.just(-np.inf), min_size=160, max_size=160)
     | st.lists(st.floats(-22, -18), min_size=160, max_size=160),
-    modulation=st.tuples(st.integers(1, 40), st.sampled_from([0.0, 0.5, 1.0, 4.0])),
-    # frames, floor (None: off) and spread of the enhanced level, which needs the floor
-    gain_check=st.tuples(st.integers(1, 30), st.sampled_from([None, -20.0, -10.0]), st.sampled_from([0.0, 3.0, 8.0]))
-    .map(lambda check: check if check[1] is not None else (check[0], None, 0.0)),
-    gains=st.lists(st.floats(-40, 0, width=32), min_size=160, max_size=160),
 )
-def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha, lags, levels, modulation,
-                                                gain_check, gains):
-    """Pushed in pieces, frames come out late by at most the look-ahead (exactly it without the
-    gain check, which releases frames as soon as their run's verdict is known), and equal the
-    whole signal's."""
+def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha, lags, levels):
+    """Pushed in pieces, frames come out late by exactly the look-ahead, and equal the whole signal's."""
     mask = np.array(scores) > 0  # one feature whose weight is the frame's score
     masks = np.zeros((len(scores), 1, 2), bool)
     masks[:, 0, 0] = mask
@@ -418,20 +334,18 @@ def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech
              for t in ("vad", "voiced", "f0_hz")}
     probe["snr_db"] = Probe(np.array([0]), np.ones((1, 1), np.float32), np.zeros(1, np.float32),
                             np.array([[1.0], [-1.0]], np.float32))  # reads the level and its floor
-    decision = VadDecision(0.5, bridge, min_speech, startup, *modulation, *gain_check)
+    decision = VadDecision(0.5, bridge, min_speech, startup)
     probes = LinearProbes(probe, [], {"vad": alpha}, decision, lags)
-    level_db, gain_db = np.array(levels[: len(scores)], np.float32), np.array(gains[: len(scores)], np.float32)
-    whole = probes.predict(masks, level_db, gain_db=gain_db)
+    level_db = np.array(levels[: len(scores)], np.float32)
+    whole = probes.predict(masks, level_db)
     stream = probes.stream()
     pieces, seen = [], 0
     cuts = sorted(min(c, len(scores)) for c in cuts)
     for a, b in zip([0, *cuts], [*cuts, len(scores)]):
         if b > a:
             seen += b - a
-            out = stream.push([masks[a:b]], level_db[a:b], gain_db[a:b], times=np.arange(a, b))
-            pieces.append(out)
-            emitted = sum(len(p.get("times", [])) for p in pieces)
-            assert emitted == max(0, seen - stream.lookahead) or (gain_check[1] is not None and emitted > seen - stream.lookahead)
+            pieces.append(stream.push([masks[a:b]], level_db[a:b], times=np.arange(a, b)))
+            assert sum(len(p.get("times", [])) for p in pieces) == max(0, seen - stream.lookahead)
     pieces.append(stream.flush())
     for key in ("vad", "voiced", "f0_hz", "snr_db"):
         joined = np.concatenate([p[key] for p in pieces if key in p])

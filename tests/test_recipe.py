@@ -198,21 +198,16 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     assert (folder / LinearProbes.FILE).read_bytes() == before
     assert again["vad_decision"] == LinearProbes.load(folder).decision.as_dict()
     assert again["lag_frames"] == LinearProbes.load(folder).lags and set(again["lag_frames"]) == set(again["smoothing"])
-    thresholds, vetoes = len(hp["vad_threshold_grid"]), len(hp["vad_modulation_frames_grid"]) * len(hp["vad_min_modulation_db_grid"])
     clean_ups = len(hp["vad_startup_frames_grid"]) * len(hp["vad_bridge_frames_grid"]) * len(hp["vad_min_speech_frames_grid"])
-    checks = len(hp["vad_gain_frames_grid"]) * len(hp["vad_min_gain_db_grid"]) * len(hp["vad_min_kept_spread_db_grid"])
-    # the clean-up, then the veto, then the gain check
-    assert len(again["vad_decision_trials"]) == thresholds * clean_ups + thresholds * (1 + vetoes) + 1 + checks
+    assert len(again["vad_decision_trials"]) == len(hp["vad_threshold_grid"]) * clean_ups
     presets.verify(folder)
 
 
 def vad_grids(**grids) -> dict:
     """``tune_vad_decision``'s grids, one value each unless given (``threshold=[0.5, 0.7]`` sets
-    ``vad_threshold_grid``), and its accuracy tolerance."""
+    ``vad_threshold_grid``)."""
     return {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
-            "vad_startup_frames_grid": [0], "vad_modulation_frames_grid": [32], "vad_min_modulation_db_grid": [0.5],
-            "vad_gain_frames_grid": [20], "vad_min_gain_db_grid": [-20.0], "vad_min_kept_spread_db_grid": [0.0],
-            "vad_gain_accuracy_tolerance": 0.001, **{f"vad_{name}_grid": values for name, values in grids.items()}}
+            "vad_startup_frames_grid": [0], **{f"vad_{name}_grid": values for name, values in grids.items()}}
 
 
 def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
@@ -227,61 +222,40 @@ def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
     logits[20:26] = 0.4  # faint speech onset: probability 0.6
     noise = np.full(100, -3.0, np.float32)
     noise[30:60] = 0.4  # a noise the probe half believes
-    level, gain = np.full(100, -20.0, np.float32), np.full(100, -3.0, np.float32)
-    mixtures = [({"vad": logits[:, None]}, level, gain, {"vad": truth})]
-    hp = vad_grids(threshold=[0.5, 0.7], min_speech_frames=[1, 8], gain_frames=[10], min_gain_db=[-15.0])
+    level = np.full(100, -20.0, np.float32)
+    mixtures = [({"vad": logits[:, None]}, level, {"vad": truth})]
+    hp = vad_grids(threshold=[0.5, 0.7], min_speech_frames=[1, 8])
     probes = LinearProbes({}, [])
     free, _ = tune_vad_decision(hp, probes, mixtures)
     assert free.threshold == 0.5
-    constrained, trials = tune_vad_decision(hp, probes, mixtures, [({"vad": noise[:, None]}, level, gain)])
-    assert constrained.threshold == 0.7 and constrained.min_modulation_db == 0.0
-    chosen = [t for t in trials if t["threshold"] == 0.7 and t["min_modulation_db"] == 0.0]
+    constrained, trials = tune_vad_decision(hp, probes, mixtures, [({"vad": noise[:, None]}, level)])
+    assert constrained.threshold == 0.7
+    chosen = [t for t in trials if t["threshold"] == 0.7]
     assert chosen[0]["noise_alone_with_speech"] == 0 and chosen[0]["valid_accuracy"] == pytest.approx(0.94)
     assert max(t["valid_accuracy"] for t in trials) == pytest.approx(1.0)
 
 
-def test_the_gain_check_drops_loud_noise_the_enhancer_removes():
-    """Loud noise the probe calls speech, which the enhancer removes (-25 dB), loses its run to
-    the gain check; speech it keeps (-3 dB, or -12 dB at the run's start) does not. A floor that
-    would cut the speech costs accuracy beyond the tolerance and is not taken."""
-    from fit_probes import tune_vad_decision
-    from freelunch.probes.linear import LinearProbes
+def test_vad_rules_are_measured_as_evaluate_scores_the_vad(random_preset, tmp_path):
+    """The shipped decision's accuracy is evaluate's VAD accuracy on the same mixtures; each rule
+    the decision has on gets a row of its own, scored without it."""
+    import json
 
-    truth = np.zeros(100, bool)
-    truth[20:80] = True
-    logits = np.where(truth, 3.0, -3.0).astype(np.float32)[:, None]
-    level = np.full(100, -20.0, np.float32)
-    speech_gain = np.full(100, -3.0, np.float32)
-    speech_gain[20:30] = -12.0  # a soft onset: of the run's first 20 frames, the enhancer keeps -5.5 dB
-    noise_gain = np.full(100, -25.0, np.float32)
-    hp = vad_grids(min_gain_db=[-30.0, -20.0, -5.0])
-    loud = [({"vad": logits}, level, noise_gain)]  # the probe is as sure of the noise as of speech
-    decision, trials = tune_vad_decision(hp, LinearProbes({}, []), [({"vad": logits}, level, speech_gain, {"vad": truth})],
-                                         loud=loud)
-    assert decision.min_gain_db == -20.0 and decision.gain_frames == 20
-    by_floor = {t["min_gain_db"]: t for t in trials[-4:]}
-    assert by_floor[None]["loud_noise_with_speech"] == by_floor[-30.0]["loud_noise_with_speech"] == 1
-    assert by_floor[-20.0]["loud_noise_with_speech"] == by_floor[-5.0]["loud_noise_with_speech"] == 0
-    assert by_floor[-20.0]["valid_accuracy"] == 1.0 and by_floor[-5.0]["valid_accuracy"] == pytest.approx(0.4)
+    import measure_vad_rules
+    from hyperpyyaml import load_hyperpyyaml
+    from freelunch.evaluate import evaluate_preset
 
-
-def test_the_spread_check_drops_a_steady_tone_the_enhancer_keeps():
-    """A steady loud tone that the probe calls speech and the enhancer keeps whole (-1 dB, level
-    flat) passes any gain floor; with the spread check it loses its run, while speech, whose
-    syllables move the enhanced level, keeps its own. The check with no cost in accuracy wins."""
-    from fit_probes import tune_vad_decision
-    from freelunch.probes.linear import LinearProbes
-
-    truth = np.zeros(100, bool)
-    truth[20:80] = True
-    logits = np.where(truth, 3.0, -3.0).astype(np.float32)[:, None]
-    syllables = np.where(np.arange(100) % 8 < 4, -15.0, -30.0).astype(np.float32)  # 15 dB swings
-    steady = np.full(100, -15.0, np.float32)
-    kept = np.full(100, -1.0, np.float32)
-    hp = vad_grids(min_kept_spread_db=[0.0, 2.0, 10.0])
-    decision, trials = tune_vad_decision(hp, LinearProbes({}, []), [({"vad": logits}, syllables, kept, {"vad": truth})],
-                                         loud=[({"vad": logits}, steady, kept)])
-    assert decision.min_gain_db == -20.0 and decision.min_kept_spread_db == 2.0
-    by_spread = {t["min_kept_spread_db"]: t for t in trials[-3:]}
-    assert by_spread[0.0]["loud_noise_with_speech"] == 1 and by_spread[2.0]["loud_noise_with_speech"] == 0
-    assert by_spread[2.0]["valid_accuracy"] == 1.0 and by_spread[10.0]["valid_accuracy"] == pytest.approx(0.4)
+    out = tmp_path / "rules.json"
+    hp = load_hyperpyyaml((ROOT / "hparams" / "vad_rules.yaml").read_text(),
+                          {"preset": str(random_preset), "data_root": str(PACK), "split": "test", "limit": 3,
+                           "out": str(out), "target_cache": str(tmp_path / "cache")})
+    table = measure_vad_rules.main(hp)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(table))
+    rows = table["rules"]
+    assert set(rows) == {"decision", "without start-up hold", "without run clean-up"}
+    report = evaluate_preset(str(random_preset), split="test", limit=3, with_dnsmos=False, target_cache=str(tmp_path / "cache"))
+    assert rows["decision"]["at_threshold"]["accuracy"] == pytest.approx(report["probes"]["vad"]["accuracy"])
+    unclean = rows["without run clean-up"]
+    assert unclean["at_threshold"]["accuracy"] != rows["decision"]["at_threshold"]["accuracy"]
+    assert unclean["retuned"]["accuracy"] >= unclean["at_threshold"]["accuracy"]
+    assert unclean["rule_accuracy_gain"] == pytest.approx(
+        rows["decision"]["at_threshold"]["accuracy"] - unclean["retuned"]["accuracy"])

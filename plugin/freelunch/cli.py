@@ -85,11 +85,6 @@ def vad_options(command):
         click.option("--vad-threshold", type=float, default=None, help="VAD probability that counts as speech."),
         click.option("--min-speech-ms", type=float, default=None, help="Drop speech runs shorter than this (0: off)."),
         click.option("--min-silence-ms", type=float, default=None, help="Fill gaps in speech shorter than this (0: off)."),
-        click.option("--vad-min-modulation-db", type=float, default=None,
-                     help="Least input level swing (median absolute deviation, dB) that can be speech (0: off)."),
-        click.option("--vad-min-gain-db", type=float, default=None,
-                     help="Least share (dB) of a speech run's energy over its first frames that the enhancer "
-                          "must keep (-inf: off, with the preset's check that what it keeps moves like syllables)."),
     ]
     for option in reversed(options):
         command = option(command)

@@ -53,20 +53,11 @@ class DynCPEnhancer:
 
     Speech is a VAD probability over ``vad_threshold``, with gaps shorter than
     ``min_silence_ms`` filled and runs shorter than ``min_speech_ms`` dropped (None: the
-    preset's values, chosen on valid data; 0: off). The preset may also veto speech where the
-    input level holds still: its median absolute deviation over the last
-    ``decision.modulation_frames`` frames must reach ``vad_min_modulation_db`` (None: the
-    preset's; 0: off), since syllables move the level of speech and steady noises (a running
-    tap) hardly move it. A noise label names its class only where the probe's probability of
-    it reaches ``noise_threshold`` (None: the preset's, chosen on valid data so that the classes
-    shown are right 90 % of the time) and reads ``unknown`` elsewhere. A speech run may also have to keep its energy through the enhancer: of
-    the input's energy over the run's first ``decision.gain_frames`` frames, the share the
-    enhancer keeps must reach ``vad_min_gain_db`` (None: the preset's; ``-math.inf``: off), since
-    the enhancer removes loud noise that the masks mistake for speech; the preset may also ask
-    what it keeps to move like syllables (``decision.min_kept_spread_db``, off with the gain
-    check), against a steady tone the enhancer passes as a voice. The preset may
-    also hold the first frames of a stream as no speech while the network settles
-    (``decision.startup_frames``). The
+    preset's values, chosen on valid data; 0: off). The preset may also hold the first frames
+    of a stream as no speech while the network settles (``decision.startup_frames``). A noise
+    label names its class only where the probe's probability of it reaches ``noise_threshold``
+    (None: the preset's, chosen on valid data so that the classes shown are right 90 % of the
+    time) and reads ``unknown`` elsewhere. The
     clean-up looks ahead, and each property is aligned with the frames it describes (the
     probes answer a few frames late), so while streaming the track trails the audio by
     ``properties_lookahead`` frames; ``end_stream()`` returns the audio still held back and
@@ -90,8 +81,6 @@ class DynCPEnhancer:
         vad_threshold: float | None = None,
         min_speech_ms: float | None = None,
         min_silence_ms: float | None = None,
-        vad_min_modulation_db: float | None = None,
-        vad_min_gain_db: float | None = None,
         noise_threshold: float | None = None,
     ):
         if attenuation_limit_db is not None:
@@ -100,8 +89,7 @@ class DynCPEnhancer:
             if not 0 < attenuation_limit_db <= 120:
                 raise ValueError(f"attenuation_limit_db must be in (0, 120] dB, got {attenuation_limit_db}")
         for name, value in (("vad_threshold", vad_threshold), ("min_speech_ms", min_speech_ms),
-                            ("min_silence_ms", min_silence_ms), ("vad_min_modulation_db", vad_min_modulation_db),
-                            ("vad_min_gain_db", vad_min_gain_db)):
+                            ("min_silence_ms", min_silence_ms)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise TypeError(f"{name} must be a number or None")
         if noise_threshold is not None and (isinstance(noise_threshold, bool) or not isinstance(noise_threshold, (int, float))
@@ -112,10 +100,6 @@ class DynCPEnhancer:
         for name, value in (("min_speech_ms", min_speech_ms), ("min_silence_ms", min_silence_ms)):
             if value is not None and not 0 <= value <= 10_000:
                 raise ValueError(f"{name} must be in [0, 10000] ms, got {value}")
-        if vad_min_modulation_db is not None and not 0.0 <= vad_min_modulation_db < 100.0:
-            raise ValueError(f"vad_min_modulation_db must be in [0, 100) dB, got {vad_min_modulation_db}")
-        if vad_min_gain_db is not None and not (-100.0 <= vad_min_gain_db <= 0.0 or vad_min_gain_db == -math.inf):
-            raise ValueError(f"vad_min_gain_db must be in [-100, 0] dB, or -inf for no check, got {vad_min_gain_db}")
         self.preset = str(preset)
         self.attenuation_limit_db = attenuation_limit_db
         self._weights, self.config, folder = presets.load_weights(preset)
@@ -127,11 +111,6 @@ class DynCPEnhancer:
             threshold=preset_decision.threshold if vad_threshold is None else float(vad_threshold),
             bridge_frames=frames(min_silence_ms, preset_decision.bridge_frames),
             min_speech_frames=frames(min_speech_ms, preset_decision.min_speech_frames),
-            min_modulation_db=(preset_decision.min_modulation_db if vad_min_modulation_db is None
-                               else float(vad_min_modulation_db)),
-            min_gain_db=(preset_decision.min_gain_db if vad_min_gain_db is None
-                         else None if vad_min_gain_db == -math.inf else float(vad_min_gain_db)),
-            min_kept_spread_db=0.0 if vad_min_gain_db == -math.inf else preset_decision.min_kept_spread_db,
         )
         self.noise_threshold = (self._probes.noise_threshold if self._probes else 0.0) if noise_threshold is None \
             else float(noise_threshold)
@@ -150,9 +129,7 @@ class DynCPEnhancer:
         d = self.decision
         return (f"<freelunch.DynCPEnhancer preset={self.preset!r} attenuation_limit_db={self.attenuation_limit_db}"
                 f" vad_threshold={d.threshold} min_speech_frames={d.min_speech_frames}"
-                f" min_silence_frames={d.bridge_frames} vad_min_modulation_db={d.min_modulation_db}"
-                f" vad_min_gain_db={-math.inf if d.min_gain_db is None else d.min_gain_db}"
-                f" noise_threshold={self.noise_threshold}>")
+                f" min_silence_frames={d.bridge_frames} noise_threshold={self.noise_threshold}>")
 
     def _new_track(self) -> PropertyTrack:
         return PropertyTrack(self._probes.category_names if self._probes else [], noise_threshold=self.noise_threshold)
@@ -263,18 +240,16 @@ class DynCPEnhancer:
 
     def _run(self, x16: np.ndarray | None, st: dict) -> np.ndarray:
         """Feed 16 kHz audio (channels, n) to the engines; record properties; return emitted audio."""
-        outs, masks, levels, gains = [], [], [], []
+        outs, masks, levels = [], [], []
         for c, engine in enumerate(st["engines"]):
-            emitted, m, index, level_db, gain_db = engine.process_frames(x16[c])
+            emitted, m, index, level_db = engine.process_frames(x16[c])
             outs.append(emitted)
             masks.append(m)
             levels.append(level_db)
-            gains.append(gain_db)
         limit = st["limit_frames"]
         keep = len(index) if limit is None else int(np.clip(limit - index[:1].sum(), 0, len(index)))
-        if keep:  # the loudest channel's level, and the gain of the channel the enhancer keeps most of
-            st["frames"].append((index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep],
-                                 np.max(gains, axis=0)[:keep]))
+        if keep:  # the loudest channel's level
+            st["frames"].append((index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep]))
             if sum(len(f[0]) for f in st["frames"]) >= PROPERTY_BATCH_FRAMES:
                 self._record(st)
         return np.stack(outs)
@@ -283,13 +258,13 @@ class DynCPEnhancer:
         """Run the probes on the gathered frames and extend the track with what they decide."""
         if not st["frames"]:
             return
-        index, masks, level_db, gain_db = zip(*st["frames"])
+        index, masks, level_db = zip(*st["frames"])
         st["frames"] = []
-        index, level_db, gain_db = np.concatenate(index), np.concatenate(level_db), np.concatenate(gain_db)
+        index, level_db = np.concatenate(index), np.concatenate(level_db)
         masks = [np.concatenate(m) for m in zip(*masks)]  # per channel
         columns = dict(times=index * S.HOP / ENGINE_RATE, usage=np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0))
         stream = st["probes"]
-        self._append(columns if stream is None else stream.push(masks, level_db, gain_db, **columns))
+        self._append(columns if stream is None else stream.push(masks, level_db, **columns))
 
     def _append(self, columns: dict[str, np.ndarray]) -> None:
         if columns and len(columns["times"]):

@@ -27,19 +27,18 @@ from .probes.targets import frame_energy, mixture_targets
 TARGET_CACHE = "results/targets_cache"
 
 
-def engine_frames(engine: StreamingEngine, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A whole signal through a fresh stream: its frames' masks, input levels (dBFS) and the
-    enhancer's gains (dB)."""
+def engine_frames(engine: StreamingEngine, noisy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A whole signal through a fresh stream: its frames' masks and input levels (dBFS)."""
     engine.reset()
-    _, masks, _, level_db, gain_db = engine.process_frames(np.concatenate([noisy, np.zeros(engine.latency + 1, np.float32)]))
-    return masks, level_db, gain_db
+    _, masks, _, level_db = engine.process_frames(np.concatenate([noisy, np.zeros(engine.latency + 1, np.float32)]))
+    return masks, level_db
 
 
-def scored_columns(probes: LinearProbes, raw: dict[str, np.ndarray], level_db: np.ndarray, gain_db: np.ndarray,
+def scored_columns(probes: LinearProbes, raw: dict[str, np.ndarray], level_db: np.ndarray,
                    decision: VadDecision | None = None, smooth: bool = True) -> dict[str, np.ndarray]:
     """A whole signal's columns from its raw scores, as the effect decides them, except that
     F0 is kept on every frame: it is scored wherever the reference is voiced, whatever the VAD said."""
-    columns = probes.stream(decision, smooth).whole(raw, level_db, gain_db)
+    columns = probes.stream(decision, smooth).whole(raw, level_db)
     if "f0_hz" in raw:  # a stream of F0 alone: no VAD to gate it
         columns["f0_hz"] = probes.stream(decision, smooth).whole({"f0_hz": raw["f0_hz"]}, level_db)["f0_hz"]
     return columns
@@ -155,12 +154,12 @@ def evaluate_preset(preset: str, split: str = "test", limit: int | None = None, 
             continue
         targets = mixture_targets(m, probes.category_names, clean_targets)
         frames = len(targets["vad"])
-        masks, level_db, gain_db = (a[:frames] for a in engine_frames(engine, m["noisy"]))
+        masks, level_db = (a[:frames] for a in engine_frames(engine, m["noisy"]))
         raw = probes.scores(masks)
         for task, per_frame in probes.adds(masks).items():
             adds[task].append(per_frame)
         for variant, (smooth, decision) in variants.items():
-            columns = scored_columns(probes, raw, level_db, gain_db, decision, smooth)
+            columns = scored_columns(probes, raw, level_db, decision, smooth)
             for task in TASKS:
                 pred[m["kind"]][variant][task].append(columns[task])
         for task in TASKS:

@@ -35,8 +35,8 @@ def example_figure(net, probes, mixture, targets, enhanced, out: Path) -> None:
     plt = _pyplot()
     from .evaluate import engine_frames
 
-    masks, level_db, gain_db = (a[: len(targets["vad"])] for a in engine_frames(StreamingEngine(net), mixture["noisy"]))
-    columns = probes.predict(masks, level_db=level_db, gain_db=gain_db)
+    masks, level_db = (a[: len(targets["vad"])] for a in engine_frames(StreamingEngine(net), mixture["noisy"]))
+    columns = probes.predict(masks, level_db=level_db)
     t = np.arange(len(targets["vad"])) * 0.016
     fig, axes = plt.subplots(6, 1, figsize=(11, 13), sharex=True)
     for ax, (name, x) in zip(axes[:3], [("clean", mixture["clean"]), ("noise", mixture["noise"]), ("enhanced", enhanced)]):

@@ -223,38 +223,13 @@ class DelayLine:
         return buf
 
 
-def energy_gain_db(spec: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """Per frame, the enhanced windowed frame's energy over the noisy one's, in dB (Parseval):
-    how much of the frame the enhancer keeps. Digital silence reads 0 dB."""
-    out = np.empty(len(spec), np.float32)
-    _energy_gain_db(spec, gains, out)
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _energy_gain_db(spec, gains, out):  # pragma: no cover - compiled
-    # Compiled: a stream calls this on every hop or two, where numpy's per-call cost was 7 % of
-    # the engine's time. A real frame's spectrum holds its inner bins twice (they mirror), its
-    # DC and Nyquist bins once.
-    last = spec.shape[1] - 1
-    for f in range(spec.shape[0]):
-        total = 0.0
-        kept = 0.0
-        for k in range(spec.shape[1]):
-            z = spec[f, k]
-            power = (z.real * z.real + z.imag * z.imag) * (1.0 if k == 0 or k == last else 2.0)
-            total += power
-            kept += power * gains[f, k] * gains[f, k]
-        out[f] = 10.0 * np.log10((kept + 1e-20) / (total + 1e-20))
-
-
 class StreamingEngine:
     """Hop-by-hop enhancer for 16 kHz mono float32 audio, with state carried across calls.
 
     ``process_frames(x)`` returns the enhanced samples completed so far: sample ``i`` of the
     concatenated output is the enhancement of input sample ``i`` (no delay, but up to
     ``latency`` samples are held back until their frames are complete), plus each new
-    frame's gate masks, index, input level and the enhancer's gain on it. ``process(x)``
+    frame's gate masks, index and input level. ``process(x)``
     returns exactly ``len(x)`` samples delayed by ``latency``, for callers that need
     fixed-size blocks.
 
@@ -298,16 +273,15 @@ class StreamingEngine:
         self._delay = DelayLine(self.latency)
         self.frame_index = 0
 
-    def process_frames(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def process_frames(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Feed samples; return (newly completed output samples, masks (F, blocks, hidden) bool,
-        frame indices, input RMS of each frame in dBFS, the enhancer's gain on each frame's
-        energy in dB)."""
+        frame indices, input RMS of each frame in dBFS)."""
         buf = np.concatenate([self._input, np.asarray(x, np.float32)])
         n = (len(buf) - (S.N_FFT - S.HOP)) // S.HOP
         masks = np.zeros((max(n, 0), self.n_blocks, self.config["hidden"]), np.bool_)
         if n <= 0:
             self._input = buf
-            return np.zeros(0, np.float32), masks, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), masks, np.zeros(0, np.int64), np.zeros(0, np.float32)
         frames = np.lib.stride_tricks.sliding_window_view(buf[: (n + 1) * S.HOP], S.N_FFT)[:: S.HOP]
         spec = np.fft.rfft(frames * self._window_a, axis=-1).astype(np.complex64)  # (n, 257)
         level_db = (10 * np.log10(np.mean(frames * frames, axis=-1) + 1e-20)).astype(np.float32)
@@ -318,7 +292,6 @@ class StreamingEngine:
             np.power(gains, self.gain_exponent, out=gains)
         if self.gain_smoothing > 0:
             ema(gains, self.gain_smoothing, self._gain_state)
-        gain_db = energy_gain_db(spec, gains)  # before the user's attenuation limit: the VAD reads it
         if self.gain_floor > 0:
             np.maximum(gains, self.gain_floor, out=gains)
         out_frames = np.fft.irfft(spec * gains, n=S.N_FFT, axis=-1).astype(np.float32) * self._window_s
@@ -334,7 +307,7 @@ class StreamingEngine:
         self.frame_index += n
         drop = min(self._skip, len(emitted))
         self._skip -= drop
-        return emitted[drop:], masks, index, level_db, gain_db
+        return emitted[drop:], masks, index, level_db
 
     def process(self, x: np.ndarray) -> np.ndarray:
         emitted = self.process_frames(x)[0]

@@ -134,10 +134,10 @@ class LinearProbes:
         return ProbeStream(self, decision or self.decision, smooth)
 
     def predict(self, masks: np.ndarray, level_db: np.ndarray | None = None, decision: VadDecision | None = None,
-                smooth: bool = True, gain_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                smooth: bool = True) -> dict[str, np.ndarray]:
         """The columns of one whole signal's masks (F, blocks, hidden), as the effect makes them;
-        ``level_db`` and ``gain_db`` as the engine reports them, where the probes or the decision read them."""
-        return self.stream(decision, smooth).whole(self.scores(masks), level_db, gain_db)
+        ``level_db`` as the engine reports it, where the probes read it."""
+        return self.stream(decision, smooth).whole(self.scores(masks), level_db)
 
     def save(self, folder: Path) -> None:
         tensors = {}
