@@ -5,9 +5,10 @@
 
 The story: mix every train and valid utterance a few times (fixed seeds), run the preset's
 network, keep a sample of frames with all feature types and all six targets. For each task,
-fit a standardised linear model on the masks with regularisation picked on valid, rank the
-mask features, find C* where the score saturates, and ship that probe folded into weighted
-sums (``probes.safetensors``). The feature-type comparison and the selection curves go to
+fit a standardised linear model on the masks (or, for ``pooled_tasks``, on their causal
+average over frames) with regularisation picked on valid, rank the mask features, find C*
+where the score saturates, and ship that probe folded into weighted sums
+(``probes.safetensors``). The feature-type comparison and the selection curves go to
 ``probes_report.json``.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from freelunch import data, presets
 from freelunch.export.common import write_text_atomic
+from freelunch.model.smoothing import ema, fresh_state
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.features import extract
 from freelunch.probes.level import LEVEL_FEATURES, level_features
@@ -58,17 +60,35 @@ def no_speech_clips(hp, bank: data.NoiseBank, rng) -> list[dict]:
     return clips
 
 
+def pooled(x: np.ndarray, alpha: float) -> np.ndarray:
+    """(T, D) -> (T, D) float32: each frame's causal exponential average, as a stream smooths scores."""
+    out = np.array(x, np.float32)
+    ema(out, np.float32(alpha), fresh_state(out.shape[1]))
+    return out
+
+
+def pooled_keys(alpha: float) -> tuple[str, str]:
+    """The feature names of the masks and the level features pooled with ``alpha``."""
+    return f"masks_pooled_{alpha}", f"levels_pooled_{alpha}"
+
+
 def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict, dict]:
     """Sampled frames of one split: features {type: (N, D)}, with the input-level features as
-    "levels", and targets {task: (N,)}."""
+    "levels" and, per coefficient of ``pooled_tasks``, both pooled over the whole mixture
+    before the frames are sampled; and targets {task: (N,)}."""
     speech, noise = data.split_rows(rows, split)
     speech = data.spread(speech, hp["max_utterances"])
     bank = data.NoiseBank(noise)
-    feats, targets = {t: [] for t in [*types, "levels"]}, {t: [] for t in TASKS}
+    alphas = sorted(set(hp["pooled_tasks"].values()))
+    feats = {t: [] for t in [*types, "levels", *(k for a in alphas for k in pooled_keys(a))]}
+    targets = {t: [] for t in TASKS}
 
     def keep_frames(mixture, clean):
         tg = mixture_targets(mixture, names, clean)
         ft = {**extract(net, mixture["noisy"], types), "levels": level_features(frame_level_db(mixture["noisy"]))}
+        for alpha in alphas:
+            masks_key, levels_key = pooled_keys(alpha)
+            ft[masks_key], ft[levels_key] = pooled(ft["masks"], alpha), pooled(ft["levels"], alpha)
         frames = len(tg["vad"])
         start = np.arange(min(hp["startup_frames"], frames))
         rest = rng.choice(frames - len(start), min(hp["frames_per_mixture"], frames - len(start)), replace=False)
@@ -197,7 +217,7 @@ def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: di
 
 def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float], dict[str, int]]:
     """Per task, the causal smoothing coefficient and the lag that score best on the whole valid
-    clips; the smaller of each wins a tie."""
+    clips; the smaller of each wins a tie. A pooled task keeps its pooling's coefficient."""
     truth = {t: np.concatenate([s[-1][t] for s in sequences]) for t in TASKS}
     smoothing, lags = {}, {}
     for task in TASKS:
@@ -205,7 +225,8 @@ def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float
         task_only = [({k: raw[k] for k in needed}, *rest) for raw, *rest in sequences]
         rows = task_rows(task, truth[task])
         best = None
-        for alpha, lag in itertools.product(hp["smoothing_grid"], hp["lag_grid"]):
+        alphas = [hp["pooled_tasks"][task]] if task in hp["pooled_tasks"] else hp["smoothing_grid"]
+        for alpha, lag in itertools.product(alphas, hp["lag_grid"]):
             pred = decide(probes, task_only, VadDecision(), {task: alpha}, {task: lag})[task]
             result = score_task(task, truth[task][rows], pred[rows])
             value = result.get("accuracy", result.get("r2"))
@@ -240,6 +261,17 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=()) -> tuple[Va
     return VadDecision(**{k: v for k, v in best.items() if k not in ("valid_accuracy", "noise_alone_with_speech")}), trials
 
 
+def plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels, xv_pooled, levels_valid_pooled) -> float:
+    """The plain probe (fitted on frames) read on the pooled valid features: its scores
+    averaged as the stream would average them, on the same frames as the pooled probe."""
+    levels = xtr["levels"][tr] if reads_levels else xtr["levels"][tr, :0]
+    levels_valid = xva["levels"][va] if reads_levels else xva["levels"][va, :0]
+    _, model, scaler, _ = fit(task, hp, np.hstack([xtr["masks"][tr], levels]), y,
+                              np.hstack([xva["masks"][va], levels_valid]), yv)
+    pred = model.predict(scaler.transform(np.hstack([xv_pooled, levels_valid_pooled])))
+    return float(accuracy_score(yv, pred) if task in CLASSIFIERS else r2_score(yv, pred))
+
+
 def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
     """The six probes at C*, and the report of their fit: selection curves, feature types."""
     rng = np.random.default_rng(0)
@@ -252,11 +284,12 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
         tr, va = task_rows(task, ytr[task]), task_rows(task, yva[task])
         y, yv = ytr[task][tr], yva[task][va]
         reads_levels = task in hp["level_tasks"]
-        levels, levels_valid = (x["levels"][rows] if reads_levels else x["levels"][rows, :0]
+        masks_key, levels_key = pooled_keys(hp["pooled_tasks"][task]) if task in hp["pooled_tasks"] else ("masks", "levels")
+        levels, levels_valid = (x[levels_key][rows] if reads_levels else x[levels_key][rows, :0]
                                 for x, rows in ((xtr, tr), (xva, va)))
-        full = fit(task, hp, np.hstack([xtr["masks"][tr], levels]), y, np.hstack([xva["masks"][va], levels_valid]), yv)
-        curve, ranking, (c_star, chosen) = select(task, hp, xtr["masks"][tr], y, xva["masks"][va], yv, full,
-                                                  levels, levels_valid)
+        x, xv = xtr[masks_key][tr], xva[masks_key][va]
+        full = fit(task, hp, np.hstack([x, levels]), y, np.hstack([xv, levels_valid]), yv)
+        curve, ranking, (c_star, chosen) = select(task, hp, x, y, xv, yv, full, levels, levels_valid)
         probes[task] = to_probe(task, chosen[1], chosen[2], ranking[:c_star], len(names))
         sub = rng.choice(tr.sum(), min(hp["compare_frames"], tr.sum()), replace=False)
         comparison = {t: float(fit(task, hp, xtr[t][tr][sub], y[sub], xva[t][va], yv)[0]) for t in hp["compare_types"]}
@@ -270,6 +303,9 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
             "input_level_features": list(LEVEL_FEATURES) if reads_levels else [],
             "c_star": int(c_star),
             "valid_score_c_star": float(chosen[0]),
+            **({"pooled_alpha": hp["pooled_tasks"][task],
+                "pooled_valid_score_plain": plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels, xv, levels_valid)}
+               if task in hp["pooled_tasks"] else {}),
             "selection_curve": curve,
             "feature_types_valid": comparison,
             "top64": ranking[:64].tolist(),
