@@ -64,7 +64,8 @@ class EnhanceBrain(sb.Brain):
                 loss = loss + self.hparams.liveness_weight * liveness_loss(trace.logits, self.hparams.min_channel_usage)
             if self.hparams.joint_weight > 0 and stage == sb.Stage.TRAIN:
                 targets, _ = batch.joint_targets
-                loss = loss + self.hparams.joint_weight * joint_loss(self.modules.joint_heads(trace.masks), targets)
+                heads = self.modules.joint_heads(trace.masks)
+                loss = loss + self.hparams.joint_weight * joint_loss(heads, targets, self.hparams.joint_task_weights)
         self.usage.append(trace.usage.mean().item())
         if stage != sb.Stage.TRAIN:
             for est, ref in zip(enhanced.detach().cpu().numpy(), clean.cpu().numpy()):
@@ -106,7 +107,8 @@ class EnhanceBrain(sb.Brain):
 
 
 def dataio_prep(hparams):
-    """Training items: random crops mixed on the fly. Valid items: whole utterances, fixed by seed."""
+    """Training items: random crops mixed on the fly. Valid items: whole utterances, fixed by seed.
+    Also the training noise's class names, which the joint heads predict."""
     folder = hparams["manifest_folder"]
 
     def load_split(split):
@@ -114,6 +116,9 @@ def dataio_prep(hparams):
         return speech, data.NoiseBank(data.read_manifest(os.path.join(folder, f"{split}_noise.csv")))
 
     train_speech, train_bank = load_split("train")
+    augment = Augment(hparams["augment_eq_prob"], hparams["augment_band_limit_prob"], hparams["augment_reverb_prob"],
+                      hparams["augment_clip_prob"])
+    level_range = tuple(hparams["level_range_db"])
     valid_speech, valid_bank = load_split("valid")
     crop_len = int(hparams["crop_seconds"] * data.SAMPLE_RATE)
     rng = np.random.default_rng(torch.initial_seed() % 2**32)
@@ -140,13 +145,9 @@ def dataio_prep(hparams):
         crop = speech[start : start + crop_len]
         if rng.uniform() < hparams["joint_silence_prob"]:
             crop = silence_span(crop, rng.uniform(*hparams["joint_silence_seconds"]), rng)
-        m = data.make_mixture(crop, train_bank, rng)
+        m = data.make_mixture(crop, train_bank, rng, None, augment, level_range)
         yield from to_item(m)
-        yield frame_targets(crop_targets(utterance_targets(utterance, path), start, crop_len), m["clean"], m["noise"])
-
-    augment = Augment(hparams["augment_eq_prob"], hparams["augment_band_limit_prob"], hparams["augment_reverb_prob"],
-                      hparams["augment_clip_prob"])
-    level_range = tuple(hparams["level_range_db"])
+        yield frame_targets(crop_targets(utterance_targets(utterance, path), start, crop_len), m, train_bank.names)
 
     @sb.utils.data_pipeline.takes("path")
     @sb.utils.data_pipeline.provides("noisy", "clean")
@@ -172,7 +173,7 @@ def dataio_prep(hparams):
     else:
         train = sb.dataio.dataset.DynamicItemDataset(train_dict, [train_pipeline], outputs)
     valid = sb.dataio.dataset.DynamicItemDataset(valid_dict, [valid_pipeline], outputs)
-    return train, valid
+    return train, valid, train_bank.names
 
 
 def warm_start(hparams):
@@ -201,11 +202,11 @@ if __name__ == "__main__":
     if not os.path.exists(os.path.join(hparams["manifest_folder"], "valid.csv")):
         roots = hparams["data_root"] if isinstance(hparams["data_root"], list) else [hparams["data_root"]]
         sb.utils.distributed.run_on_main(prepare, args=[hparams["data_layout"], roots, hparams["manifest_folder"]])
-    train_set, valid_set = dataio_prep(hparams)
+    train_set, valid_set, noise_names = dataio_prep(hparams)
     warm_start(hparams)
     modules = dict(hparams["modules"])
     if hparams["joint_weight"] > 0:
-        modules["joint_heads"] = JointHeads(len(hparams["model"].blocks) * hparams["hidden"])
+        modules["joint_heads"] = JointHeads(len(hparams["model"].blocks) * hparams["hidden"], len(noise_names))
         hparams["checkpointer"].add_recoverable("joint_heads", modules["joint_heads"])
     brain = EnhanceBrain(
         modules=modules, opt_class=hparams["opt_class"], hparams=hparams,

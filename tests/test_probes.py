@@ -216,7 +216,8 @@ def test_crop_targets_match_targets_computed_on_the_crop():
 
 
 def test_joint_loss_reaches_the_gates_and_trains():
-    """The joint loss flows through the binary masks (straight-through) into the gates, and falls."""
+    """The joint loss flows through the binary masks (straight-through) into the gates, and falls.
+    The noise class is a target only where the noise is audible; a task of weight 0 adds nothing."""
     import torch
 
     from freelunch.model.network import ConvFSENet
@@ -225,16 +226,25 @@ def test_joint_loss_reaches_the_gates_and_trains():
 
     torch.manual_seed(0)
     net = ConvFSENet(channels=16, hidden=16, stacks=1, gated=True)
-    heads = JointHeads(len(net.blocks) * 16)
+    heads = JointHeads(len(net.blocks) * 16, 3)
     x = np.concatenate([np.zeros(8000, np.float32), harmonic(150, 0.5), np.zeros(8000, np.float32)])
+    noise = np.full_like(x, 1e-2)
+    noise[:4000] = 0  # inaudible: no class there
     clean = T.clean_targets(x)
-    targets = frame_targets(clean, x, np.full_like(x, 1e-3))[None]
+    targets = frame_targets(clean, {"clean": x, "noise": noise, "category": "music"}, ["babble", "music", "tonal"])[None]
     assert torch.isnan(targets[..., 2]).any() and not torch.isnan(targets[..., :2]).any()
+    assert torch.isnan(targets[0, :10, 4]).all() and (targets[0, 20:, 4] == 1).all()
+    weights = {"vad": 1.0, "voiced": 1.0, "f0_hz": 1.0, "snr_db": 1.0, "noise_category": 1.0}
+    outputs = heads(net.forward_spec(S.stft(torch.from_numpy(x)[None]))[1].masks)
+    assert outputs.shape[-1] == 4 + 3
+    alone = joint_loss(outputs, targets, {"noise_category": 1.0})
+    assert alone.item() > 0 and joint_loss(outputs, targets, {**weights, "noise_category": 0.0}).item() != pytest.approx(
+        joint_loss(outputs, targets, weights).item())
     opt = torch.optim.Adam([*net.parameters(), *heads.parameters()], lr=1e-2)
     losses = []
     for _ in range(60):
         _, trace = net.forward_spec(S.stft(torch.from_numpy(x)[None]))
-        loss = joint_loss(heads(trace.masks), targets)
+        loss = joint_loss(heads(trace.masks), targets, weights)
         opt.zero_grad()
         loss.backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.gates.parameters())
@@ -252,7 +262,7 @@ def test_a_silenced_span_is_labelled_no_speech():
     gapped = silence_span(x, 1.5, rng)
     zero = np.flatnonzero(gapped == 0)
     assert len(zero) == 24000 and zero[-1] - zero[0] == 23999
-    targets = frame_targets(utterance, gapped, np.full_like(x, 1e-3)).numpy()
+    targets = frame_targets(utterance, {"clean": gapped, "noise": np.full_like(x, 1e-3), "category": "tonal"}, ["tonal"]).numpy()
     frames = np.arange(len(targets))
     inside = (frames >= zero[0] // 256 + 2) & (frames <= zero[-1] // 256 - 1)  # wholly in the span
     assert inside.sum() > 80 and not targets[inside, :2].any() and np.isnan(targets[inside, 2]).all()

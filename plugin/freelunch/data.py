@@ -346,6 +346,11 @@ class NoiseBank:
         self.audio = [load(r["path"]) for r in rows]
         self.classes = [noise_class(r) for r in rows]
 
+    @property
+    def names(self) -> list[str]:
+        """The classes of the bank, sorted: the index a class target takes."""
+        return sorted(set(self.classes))
+
     def sample(self, length: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         i = int(rng.integers(len(self.rows)))
         return crop(self.audio[i], length, rng), self.classes[i]
