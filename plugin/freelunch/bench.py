@@ -233,6 +233,39 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+class LaterScores:
+    """Quality scores computed in one worker process while the bench times the systems: the
+    scores (PESQ, STOI, DNSMOS) took most of a corpus bench's time, and none of them is timed.
+    At most ``backlog`` clips wait, so memory stays bounded; each system's scores keep their order."""
+
+    def __init__(self, backlog: int = 32):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a forked copy of a process that holds torch's and numba's threads can hang
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        self.backlog = backlog
+        self.pending: list[tuple[str, object]] = []
+
+    def submit(self, key: str, estimate: np.ndarray, reference: np.ndarray) -> None:
+        from . import metrics
+
+        # copies: the arguments are pickled later, by the pool's feeder thread
+        self.pending.append((key, self.pool.submit(metrics.quality_and_dnsmos, np.array(estimate), np.array(reference))))
+        waiting = [f for _, f in self.pending if not f.done()]
+        if len(waiting) > self.backlog:
+            waiting[0].result()
+
+    def results(self) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {}
+        try:
+            for key, future in self.pending:
+                out.setdefault(key, []).append(future.result())
+        finally:
+            self.pool.shutdown()
+        return out
+
+
 F0_MIXTURES = 60  # F0 is compared on the first mixtures only: harvest and CREPE are slow
 CREPE_FULL_MIXTURES = 12  # CREPE full ran at RTF ≈ 3.7-5.9 on one thread
 
@@ -266,8 +299,8 @@ def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense"
                         target_cache: str = "results/targets_cache") -> dict:
     """Every system on the same fixed test set (``evalsets``): quality with DNSMOS, VAD with
     false alarms on noise alone, F0 by the pitch field's metrics, the noise class against the
-    no-network baseline, and RTF (one thread)."""
-    from . import evalsets, metrics
+    no-network baseline, and RTF (one thread; the quality scores run in a worker process beside it)."""
+    from . import evalsets
     from .peers import load_peers
     from .probes.scoring import per_mixture_classes, pitch, score_task
     from .probes.targets import mixture_targets
@@ -282,7 +315,7 @@ def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense"
     if baseline is None:
         skipped["logmel_logistic"] = "the presets' noise classes are not among the data's"
     seconds, f0_seconds, wall = 0.0, {}, {}
-    quality, vad_pred, f0_pred, noise_pred = {}, {}, {}, {}
+    scores, vad_pred, f0_pred, noise_pred = LaterScores(), {}, {}, {}
     vad_true, f0_true, noise_true, false_alarm = [], [], [], {}
 
     def timed(key, fn):
@@ -302,12 +335,12 @@ def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense"
                 seconds += len(x) / data.SAMPLE_RATE
                 vad_true.append(targets["vad"])
                 noise_true.append(targets["noise_category"])
-                quality.setdefault("noisy", []).append({**metrics.quality(x, clean), **metrics.dnsmos(x)})
+                scores.submit("noisy", x, clean)
             for name, fx in effects.items():
                 y = timed(name, lambda: fx(x, data.SAMPLE_RATE)) if is_speech else fx(x, data.SAMPLE_RATE)
                 key, props = f"freelunch_{name}", fx.properties
                 if is_speech:
-                    quality.setdefault(key, []).append({**metrics.quality(y, clean), **metrics.dnsmos(y)})
+                    scores.submit(key, y, clean)
                 if not props.category_names:
                     continue
                 if not is_speech:
@@ -323,7 +356,7 @@ def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense"
                 if hasattr(p, "enhance"):
                     if is_speech:
                         y = timed(p.name, lambda: p.enhance(x))
-                        quality.setdefault(p.name, []).append({**metrics.quality(y, clean), **metrics.dnsmos(y)})
+                        scores.submit(p.name, y, clean)
                 elif hasattr(p, "vad"):
                     said = p.vad(x)[:frames] if not is_speech else timed(p.name, lambda: p.vad(x))[:frames]
                     if is_speech:
@@ -335,8 +368,10 @@ def run_peer_comparison(limit: int | None = None, data_root=None, names=("dense"
                     f0_seconds[p.name] = f0_seconds.get(p.name, 0.0) + len(x) / data.SAMPLE_RATE
             if is_speech and speech_index < F0_MIXTURES:
                 f0_true.append(targets["f0_hz"])
+        quality = scores.results()
     finally:
         torch.set_num_threads(threads)
+        scores.pool.shutdown(cancel_futures=True)
     vt = np.concatenate(vad_true)
     report_vad = {k: {**score_task("vad", vt, np.concatenate(v)),
                       **({"noise_only_clips_with_speech": float(np.mean(false_alarm[k]))} if k in false_alarm else {})}

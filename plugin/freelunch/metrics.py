@@ -35,6 +35,11 @@ def quality(estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     return {"pesq": pesq_wb(estimate, reference), "stoi": stoi(estimate, reference), "si_sdr": si_sdr(estimate, reference)}
 
 
+def quality_and_dnsmos(estimate: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """PESQ-WB, STOI, SI-SDR and DNSMOS of one estimate."""
+    return {**quality(estimate, reference), **dnsmos(estimate)}
+
+
 def dnsmos(audio: np.ndarray) -> dict[str, float]:
     """DNSMOS P.835 (``speechmos``, its packaged ONNX models): SIG, BAK and OVRL, 1-5."""
     from speechmos import dnsmos as _dnsmos
