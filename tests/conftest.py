@@ -48,13 +48,13 @@ def assert_same_track(actual: dict, expected: dict, frames: int | None = None) -
         np.testing.assert_array_equal(got, want, err_msg=key)
 
 
-def make_net(gated: bool = True, usage_bias: float = 0.0, seed: int = 0) -> ConvFSENet:
+def make_net(gated: bool = True, usage_bias: float = 0.0, seed: int = 0, gate_hidden: int = 64) -> ConvFSENet:
     """A random eval-mode network whose BatchNorm statistics are not the identity.
 
     ``usage_bias`` shifts the gates' output bias, which moves usage away from ~50 %.
     """
     torch.manual_seed(seed)
-    net = ConvFSENet(gated=gated)
+    net = ConvFSENet(gated=gated, gate_hidden=gate_hidden)
     for block in net.blocks:
         for bn in (block.norm1, block.norm2):
             bn.running_mean.uniform_(-0.5, 0.5)

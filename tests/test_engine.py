@@ -215,6 +215,21 @@ def test_dense_macs_match_a_count_by_hand():
     assert gated["total"] == 257 * 128 * 2 + 9 * 64 * (128 + 3 + 128) + gated["gates"]
 
 
+def test_a_narrower_gate_streams_exactly_and_costs_less(speechlike):
+    """The engines and the cost model read the gate's width from the weights: a 16-wide gate
+    streams the network's masks and output, and costs 9 x (128 x 16 + 16 x 256) MACs."""
+    net = make_net(gate_hidden=16)
+    x = speechlike[:16000]
+    with torch.no_grad():
+        _, _, trace = net(torch.from_numpy(x)[None])
+    y, masks = stream(StreamingEngine(net), x, 512)
+    torch_masks = trace.masks[0].numpy().transpose(2, 0, 1).astype(bool)
+    assert (masks[: len(torch_masks)] == torch_masks).mean() > 0.999 and 0.2 < masks.mean() < 0.8
+    forced = torch.from_numpy(masks[: len(torch_masks)].transpose(1, 2, 0)[None].astype(np.float32))
+    np.testing.assert_allclose(y, offline(net, x, forced), atol=1e-4)
+    assert frame_macs(net.config, np.full(9, 0.25))["gates"] == 9 * (128 * 16 + 16 * 256) == 55296
+
+
 def test_fixed_size_blocks_are_delayed_by_the_latency(speechlike):
     engine = StreamingEngine(make_net())
     aligned, _ = stream(engine, speechlike, 4096)
