@@ -261,14 +261,17 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=()) -> tuple[Va
     return VadDecision(**{k: v for k, v in best.items() if k not in ("valid_accuracy", "noise_alone_with_speech")}), trials
 
 
-def plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels, xv_pooled, levels_valid_pooled) -> float:
+def task_levels(x: dict, rows: np.ndarray, reads_levels: bool, key: str = "levels") -> np.ndarray:
+    """A task's rows of the level features (or pooled ones), none if it does not read them."""
+    return x[key][rows] if reads_levels else x[key][rows, :0]
+
+
+def plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels, pooled_valid: np.ndarray) -> float:
     """The plain probe (fitted on frames) read on the pooled valid features: its scores
     averaged as the stream would average them, on the same frames as the pooled probe."""
-    levels = xtr["levels"][tr] if reads_levels else xtr["levels"][tr, :0]
-    levels_valid = xva["levels"][va] if reads_levels else xva["levels"][va, :0]
-    _, model, scaler, _ = fit(task, hp, np.hstack([xtr["masks"][tr], levels]), y,
-                              np.hstack([xva["masks"][va], levels_valid]), yv)
-    pred = model.predict(scaler.transform(np.hstack([xv_pooled, levels_valid_pooled])))
+    _, model, scaler, _ = fit(task, hp, np.hstack([xtr["masks"][tr], task_levels(xtr, tr, reads_levels)]), y,
+                              np.hstack([xva["masks"][va], task_levels(xva, va, reads_levels)]), yv)
+    pred = model.predict(scaler.transform(pooled_valid))
     return float(accuracy_score(yv, pred) if task in CLASSIFIERS else r2_score(yv, pred))
 
 
@@ -284,10 +287,9 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
         tr, va = task_rows(task, ytr[task]), task_rows(task, yva[task])
         y, yv = ytr[task][tr], yva[task][va]
         reads_levels = task in hp["level_tasks"]
-        masks_key, levels_key = pooled_keys(hp["pooled_tasks"][task]) if task in hp["pooled_tasks"] else ("masks", "levels")
-        levels, levels_valid = (x[levels_key][rows] if reads_levels else x[levels_key][rows, :0]
-                                for x, rows in ((xtr, tr), (xva, va)))
-        x, xv = xtr[masks_key][tr], xva[masks_key][va]
+        keys = pooled_keys(hp["pooled_tasks"][task]) if task in hp["pooled_tasks"] else ("masks", "levels")
+        levels, levels_valid = (task_levels(x, rows, reads_levels, keys[1]) for x, rows in ((xtr, tr), (xva, va)))
+        x, xv = xtr[keys[0]][tr], xva[keys[0]][va]
         full = fit(task, hp, np.hstack([x, levels]), y, np.hstack([xv, levels_valid]), yv)
         curve, ranking, (c_star, chosen) = select(task, hp, x, y, xv, yv, full, levels, levels_valid)
         probes[task] = to_probe(task, chosen[1], chosen[2], ranking[:c_star], len(names))
@@ -304,7 +306,8 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
             "c_star": int(c_star),
             "valid_score_c_star": float(chosen[0]),
             **({"pooled_alpha": hp["pooled_tasks"][task],
-                "pooled_valid_score_plain": plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels, xv, levels_valid)}
+                "pooled_valid_score_plain": plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels,
+                                                               np.hstack([xv, levels_valid]))}
                if task in hp["pooled_tasks"] else {}),
             "selection_curve": curve,
             "feature_types_valid": comparison,

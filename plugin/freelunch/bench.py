@@ -257,12 +257,10 @@ class LaterScores:
             waiting[0].result()
 
     def results(self) -> dict[str, list[dict]]:
+        """Every score, per system, once all have come (the caller shuts the pool down)."""
         out: dict[str, list[dict]] = {}
-        try:
-            for key, future in self.pending:
-                out.setdefault(key, []).append(future.result())
-        finally:
-            self.pool.shutdown()
+        for key, future in self.pending:
+            out.setdefault(key, []).append(future.result())
         return out
 
 

@@ -18,6 +18,7 @@ from .targets import frame_energy, noise_category, snr_db
 JOINT_TASKS = ("vad", "voiced", "f0_hz", "snr_db", "noise_category")
 F0_REFERENCE_HZ = 150.0  # log2(f0 / 150 Hz) puts 60-500 Hz in about [-1.3, 1.7]
 SNR_SCALE_DB = 20.0  # SNR targets in units of 20 dB, so no task dominates the sum
+SCALARS = len(JOINT_TASKS) - 1  # one output each; the noise class's logits follow them
 
 
 def crop_targets(clean_targets: dict[str, np.ndarray], start: int, length: int) -> dict[str, np.ndarray]:
@@ -64,7 +65,7 @@ class JointHeads(nn.Module):
 
     def __init__(self, features: int, n_classes: int):
         super().__init__()
-        self.linear = nn.Conv1d(features, len(JOINT_TASKS) - 1 + n_classes, 1)
+        self.linear = nn.Conv1d(features, SCALARS + n_classes, 1)
 
     def forward(self, masks: torch.Tensor) -> torch.Tensor:
         # masks: (B, blocks, hidden, T) -> (B, T, 4 + classes)
@@ -89,7 +90,7 @@ def joint_loss(outputs: torch.Tensor, targets: torch.Tensor, weights: dict[str, 
         if task in ("vad", "voiced"):
             loss = F.binary_cross_entropy_with_logits(out[..., k][defined], tgt[..., k][defined])
         elif task == "noise_category":
-            loss = F.cross_entropy(out[..., 4:][defined], tgt[..., k][defined].long())
+            loss = F.cross_entropy(out[..., SCALARS:][defined], tgt[..., k][defined].long())
         else:
             loss = (F.mse_loss if task == "f0_hz" else F.smooth_l1_loss)(out[..., k][defined], tgt[..., k][defined])
         losses.append(weight * loss)
