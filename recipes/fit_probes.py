@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from hyperpyyaml import load_hyperpyyaml
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import StandardScaler
 
 from freelunch import data, presets
@@ -32,7 +31,7 @@ from freelunch.probes.features import extract
 from freelunch.probes.level import LEVEL_FEATURES, level_features
 from freelunch.probes.decisions import VadDecision
 from freelunch.probes.linear import CLASSIFIERS, TASKS, LinearProbes, Probe
-from freelunch.probes.scoring import score_task
+from freelunch.probes.scoring import pitch, score_task
 from freelunch.model.stft import n_frames
 from freelunch.probes.targets import frame_level_db, mixture_targets, no_speech
 from freelunch.taxonomy import noise_class
@@ -115,37 +114,73 @@ def task_rows(task: str, y: np.ndarray) -> np.ndarray:
     return ~np.isnan(y) if task not in CLASSIFIERS else np.ones(len(y), bool)
 
 
+def pitch_class_values(hp) -> np.ndarray | None:
+    """The F0 of each pitch class (its centre on a log scale), or None where F0 is a regression."""
+    per_octave = hp["f0_classes_per_octave"]
+    if not per_octave:
+        return None
+    low, high = hp["f0_class_range_hz"]
+    return (low * 2 ** ((np.arange(int(np.ceil(per_octave * np.log2(high / low)))) + 0.5) / per_octave)).astype(np.float32)
+
+
+def pitch_class(hp, f0_hz: np.ndarray) -> np.ndarray:
+    """Each F0's pitch class (the range's ends take what lies beyond them)."""
+    n = len(pitch_class_values(hp))
+    return np.clip(np.floor(hp["f0_classes_per_octave"] * np.log2(f0_hz / hp["f0_class_range_hz"][0])), 0, n - 1).astype(int)
+
+
+def metric(task, hp) -> str:
+    """What a task's probe is chosen by: accuracy for the classifiers, R² for the regressions,
+    and for F0 read as pitch classes the share of frames within 50 cents (RPA, what a pitch
+    tracker is judged by)."""
+    return "accuracy" if task in CLASSIFIERS else "rpa" if task == "f0_hz" and pitch_class_values(hp) is not None else "r2"
+
+
+def task_score(task, hp, y: np.ndarray, pred: np.ndarray) -> float:
+    """``metric`` of predictions (F0 in Hz) on the frames with a target."""
+    if metric(task, hp) == "rpa":
+        return pitch(y, pred)["rpa"]
+    result = score_task(task, y, pred)
+    return result.get("accuracy", result.get("r2"))
+
+
+def valid_score(task, hp, model, xvs, yv) -> float:
+    pred = model.predict(xvs)
+    return task_score(task, hp, yv, pitch_class_values(hp)[pred] if metric(task, hp) == "rpa" else pred)
+
+
 def fit(task, hp, x, y, xv, yv, grid=None):
     """Best-on-valid standardised model over the regularisation grid: (score, model, scaler, reg)."""
     scaler = StandardScaler().fit(x)
     xs, xvs = scaler.transform(x), scaler.transform(xv)
+    as_classes = task in CLASSIFIERS or (task == "f0_hz" and pitch_class_values(hp) is not None)
     best = None
-    for reg in grid or (hp["logistic_C"] if task in CLASSIFIERS else hp["ridge_alpha"]):
-        if task in CLASSIFIERS:
-            model = LogisticRegression(C=reg, max_iter=hp["max_iter"]).fit(xs, y)
-            score = accuracy_score(yv, model.predict(xvs))
+    for reg in grid or (hp["logistic_C"] if as_classes else hp["ridge_alpha"]):
+        if as_classes:
+            model = LogisticRegression(C=reg, max_iter=hp["max_iter"]).fit(xs, y if task in CLASSIFIERS else pitch_class(hp, y))
         else:
             model = Ridge(alpha=reg).fit(xs, y)
-            score = r2_score(yv, model.predict(xvs))
+        score = valid_score(task, hp, model, xvs, yv)
         if best is None or score > best[0]:
             best = (score, model, scaler, reg)
     return best
 
 
-def to_probe(task, model, scaler, index, n_classes) -> Probe:
+def to_probe(task, model, scaler, index, n_classes, values=None) -> Probe:
     """Fold standardisation into weights: w·(x-μ)/σ + b = Σ (w/σ)·x + (b - Σ w·μ/σ). Columns
-    after the ``index`` masks are input-level features."""
+    after the ``index`` masks are input-level features. ``values``: F0 read as pitch classes."""
     coef = np.atleast_2d(model.coef_).T / scaler.scale_[:, None]  # (C + levels, K')
     bias = np.atleast_1d(model.intercept_) - (scaler.mean_[:, None] * coef).sum(0)
-    if task == "noise_category":  # classes missing from training get a score that never wins
-        full_coef = np.zeros((len(coef), n_classes))
-        full_bias = np.full(n_classes, -1e4)
+    if task == "noise_category" or values is not None:  # classes missing from training never win
+        n_out = n_classes if values is None else len(values)
+        full_coef = np.zeros((len(coef), n_out))
+        full_bias = np.full(n_out, -1e4)
         full_coef[:, model.classes_] = coef
         full_bias[model.classes_] = bias
         coef, bias = full_coef, full_bias
     coef, level_coef = coef[: len(index)], coef[len(index):]
     return Probe(np.asarray(index, np.int64), coef.astype(np.float32), bias.astype(np.float32),
-                 level_coef.astype(np.float32) if len(level_coef) else None)
+                 level_coef.astype(np.float32) if len(level_coef) else None, values)
 
 
 def select(task, hp, x, y, xv, yv, full, levels, levels_valid) -> tuple[list, np.ndarray, tuple]:
@@ -228,8 +263,7 @@ def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float
         alphas = [hp["pooled_tasks"][task]] if task in hp["pooled_tasks"] else hp["smoothing_grid"]
         for alpha, lag in itertools.product(alphas, hp["lag_grid"]):
             pred = decide(probes, task_only, VadDecision(), {task: alpha}, {task: lag})[task]
-            result = score_task(task, truth[task][rows], pred[rows])
-            value = result.get("accuracy", result.get("r2"))
+            value = task_score(task, hp, truth[task][rows], pred[rows])
             if best is None or value > best[0] + 1e-4:
                 best = (value, alpha, lag)
         smoothing[task], lags[task] = best[1], best[2]
@@ -271,8 +305,7 @@ def plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels, pooled_v
     averaged as the stream would average them, on the same frames as the pooled probe."""
     _, model, scaler, _ = fit(task, hp, np.hstack([xtr["masks"][tr], task_levels(xtr, tr, reads_levels)]), y,
                               np.hstack([xva["masks"][va], task_levels(xva, va, reads_levels)]), yv)
-    pred = model.predict(scaler.transform(pooled_valid))
-    return float(accuracy_score(yv, pred) if task in CLASSIFIERS else r2_score(yv, pred))
+    return valid_score(task, hp, model, scaler.transform(pooled_valid), yv)
 
 
 def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
@@ -292,7 +325,8 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
         x, xv = xtr[keys[0]][tr], xva[keys[0]][va]
         full = fit(task, hp, np.hstack([x, levels]), y, np.hstack([xv, levels_valid]), yv)
         curve, ranking, (c_star, chosen) = select(task, hp, x, y, xv, yv, full, levels, levels_valid)
-        probes[task] = to_probe(task, chosen[1], chosen[2], ranking[:c_star], len(names))
+        probes[task] = to_probe(task, chosen[1], chosen[2], ranking[:c_star], len(names),
+                                pitch_class_values(hp) if task == "f0_hz" else None)
         sub = rng.choice(tr.sum(), min(hp["compare_frames"], tr.sum()), replace=False)
         comparison = {t: float(fit(task, hp, xtr[t][tr][sub], y[sub], xva[t][va], yv)[0]) for t in hp["compare_types"]}
         if reads_levels:  # what the level features add to the masks, and what they do alone
@@ -300,7 +334,7 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
                                                        np.hstack([xva["masks"][va], levels_valid]), yv)[0])
             comparison["levels"] = float(fit(task, hp, levels[sub], y[sub], levels_valid, yv)[0])
         report["tasks"][task] = {
-            "metric": "accuracy" if task in CLASSIFIERS else "r2",
+            "metric": metric(task, hp),
             "valid_score_full": float(full[0]),
             "input_level_features": list(LEVEL_FEATURES) if reads_levels else [],
             "c_star": int(c_star),

@@ -79,6 +79,38 @@ def test_weighted_sums_equal_sklearn_predictions():
     assert (scores.argmax(1) == logistic.predict(scaler.transform(x))).all()
 
 
+def test_f0_read_as_pitch_classes(tmp_path):
+    """F0 as pitch classes: the fit picks the regularisation by RPA, the probe reads the F0 of
+    its best class, and a saved probe reads the same. Here four mask bits spell one of 16 pitch
+    classes (6 to the octave from 50 Hz), so nearly every frame lands within 50 cents, where a
+    ridge regression on Hz, chosen by R², puts fewer there."""
+    from fit_probes import fit, pitch_class_values, to_probe, valid_score
+
+    hp = {"f0_classes_per_octave": 6, "f0_class_range_hz": [50.0, 800.0], "logistic_C": [0.01, 1.0],
+          "ridge_alpha": [1.0, 100.0], "max_iter": 500}
+    values = pitch_class_values(hp)
+    assert len(values) == 24 and values[0] == pytest.approx(50 * 2 ** (0.5 / 6))
+    rng = np.random.default_rng(4)
+    masks = rng.random((4000, 1, 64)) < 0.3
+    code = masks[:, 0, :4] @ np.array([1, 2, 4, 8])
+    f0 = (values[code + 4] * 2 ** (rng.uniform(-0.2, 0.2, len(code)) / 6)).astype(np.float32)
+    x = masks[:, 0].astype(np.float64)
+    score, model, scaler, _ = fit("f0_hz", hp, x[:3000], f0[:3000], x[3000:], f0[3000:])
+    probe = to_probe("f0_hz", model, scaler, np.arange(64), 0, values)
+    probes = LinearProbes({"f0_hz": probe}, [])
+    read = probes.predict(masks[3000:])["f0_hz"]
+    rpa = np.mean(1200 * np.abs(np.log2(read / f0[3000:])) <= 50)
+    assert score == pytest.approx(rpa) and rpa > 0.95
+    ridge = fit("f0_hz", {**hp, "f0_classes_per_octave": 0}, x[:3000], f0[:3000], x[3000:], f0[3000:])
+    ridge_read = ridge[1].predict(ridge[2].transform(x[3000:]))
+    assert np.mean(1200 * np.abs(np.log2(np.maximum(ridge_read, 1) / f0[3000:])) <= 50) < rpa - 0.2
+    assert valid_score("f0_hz", {**hp, "f0_classes_per_octave": 0}, ridge[1], ridge[2].transform(x[3000:]), f0[3000:]) == ridge[0]
+    probes.save(tmp_path)
+    np.testing.assert_array_equal(LinearProbes.load(tmp_path).predict(masks[3000:])["f0_hz"], read)
+    with pytest.raises(ValueError, match="one value per output"):
+        Probe(probe.index, probe.coef, probe.bias, None, values[:3])
+
+
 def test_level_terms_equal_sklearn_predictions_on_masks_and_levels():
     """A probe reading the input level predicts what scikit-learn predicts from the selected
     masks and the level features side by side, when the stream computes those features."""

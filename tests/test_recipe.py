@@ -162,7 +162,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     probes_yaml = (ROOT / "hparams" / "probes.yaml").read_text()
     for key, value in {"max_utterances": "4", "train_draws": "1", "valid_draws": "1", "compare_frames": "300",
                        "data_root": str(PACK), "target_cache": str(tmp_path / "cache"),
-                       "pooled_tasks": "{noise_category: 0.9, snr_db: 0.9}"}.items():
+                       "pooled_tasks": "{noise_category: 0.9, snr_db: 0.9}", "f0_classes_per_octave": "6"}.items():
         probes_yaml = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line
                                 for line in probes_yaml.splitlines())
     (tmp_path / "probes.yaml").write_text(probes_yaml)
@@ -176,6 +176,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     from safetensors.torch import load_file
 
     from freelunch import DynCPEnhancer, presets
+    from freelunch.probes.linear import LinearProbes
 
     config = presets.verify(folder)
     kept = [torch.load(p, weights_only=True) for p in sorted(run.glob("save/CKPT+*/model.ckpt"))]
@@ -196,10 +197,13 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
         assert fitted["tasks"][task]["pooled_alpha"] == fitted["smoothing"][task] == 0.9
         assert np.isfinite(fitted["tasks"][task]["pooled_valid_score_plain"])
     assert "pooled_alpha" not in fitted["tasks"]["vad"]
+    # F0 read as pitch classes, chosen by RPA: the shipped probe holds each class's F0
+    assert fitted["tasks"]["f0_hz"]["metric"] == "rpa"
+    f0_probe = LinearProbes.load(folder).probes["f0_hz"]
+    assert f0_probe.values is not None and f0_probe.coef.shape[1] == len(f0_probe.values) == 24
     # --refit False keeps the fitted weights and chooses the smoothing and VAD decision again
     import fit_probes
     from hyperpyyaml import load_hyperpyyaml
-    from freelunch.probes.linear import LinearProbes
 
     before = (folder / LinearProbes.FILE).read_bytes()
     hp = load_hyperpyyaml((tmp_path / "probes.yaml").read_text(), {"preset": str(folder), "refit": False})

@@ -192,7 +192,7 @@ class ProbeStream:
             out["voiced_prob"] = sigmoid(scores["voiced"][:, 0])
             out["voiced"] = out["voiced_prob"] >= 0.5
         if "f0_hz" in scores:
-            out["f0_hz"] = scores["f0_hz"][:, 0]
+            out["f0_hz"] = self.probes.probes["f0_hz"].read(scores["f0_hz"])
         if "noise_category" in scores:  # digital silence holds no noise to name: -1, no category
             logits = scores["noise_category"]
             out["noise_category"] = np.where(level_db >= SILENCE_DB, logits.argmax(axis=1), -1)

@@ -4,6 +4,8 @@ Standardisation is folded into the coefficients when the probes are fitted, so a
 each task costs one add per active selected channel per output, and no scikit-learn. A probe
 may also weigh the stream's input-level features (``probes/level.py``): two multiply-adds
 per output.
+An F0 probe may be a classifier over pitch classes: its ``values`` hold each class's F0, and
+the frame reads the value of the class that scores highest.
 """
 from __future__ import annotations
 
@@ -44,11 +46,19 @@ class Probe:
     coef: np.ndarray  # (C, K) float32, standardisation folded in
     bias: np.ndarray  # (K,) float32
     level_coef: np.ndarray | None = None  # (len(LEVEL_FEATURES), K) float32, or None: masks only
+    values: np.ndarray | None = None  # (K,) float32: a quantity read as K classes, each class's value
 
     def __post_init__(self):
         if self.level_coef is not None and self.level_coef.shape != (len(LEVEL_FEATURES), len(self.bias)):
             raise ValueError(f"a probe's level_coef must have shape ({len(LEVEL_FEATURES)}, {len(self.bias)}), "
                              f"one row per input-level feature; got {self.level_coef.shape}")
+        if self.values is not None and self.values.shape != self.bias.shape:
+            raise ValueError(f"a probe read as classes needs one value per output: {len(self.bias)} outputs, "
+                             f"values of shape {self.values.shape}")
+
+    def read(self, scores: np.ndarray) -> np.ndarray:
+        """(F, K) scores -> (F,) values: the single output, or the value of the best class."""
+        return scores[:, 0] if self.values is None else self.values[scores.argmax(axis=1)]
 
     @property
     def level_adds(self) -> int:
@@ -145,8 +155,9 @@ class LinearProbes:
             tensors[f"{name}.index"] = p.index.astype(np.int64)
             tensors[f"{name}.coef"] = p.coef.astype(np.float32)
             tensors[f"{name}.bias"] = p.bias.astype(np.float32)
-            if p.level_coef is not None:
-                tensors[f"{name}.level_coef"] = p.level_coef.astype(np.float32)
+            for key in ("level_coef", "values"):
+                if getattr(p, key) is not None:
+                    tensors[f"{name}.{key}"] = getattr(p, key).astype(np.float32)
         save_file(tensors, str(Path(folder) / self.FILE))
         meta = {"tasks": list(self.probes), "category_names": self.category_names, "smoothing": self.smoothing,
                 "lag_frames": self.lags, "vad_decision": self.decision.as_dict(), "noise_threshold": self.noise_threshold}
@@ -163,6 +174,7 @@ class LinearProbes:
                 np.ascontiguousarray(tensors[f"{name}.coef"]),
                 np.ascontiguousarray(tensors[f"{name}.bias"]),
                 tensors.get(f"{name}.level_coef"),
+                tensors.get(f"{name}.values"),
             )
             for name in meta["tasks"]
         }
