@@ -133,7 +133,7 @@ def metric(task, hp) -> str:
     """What a task's probe is chosen by: accuracy for the classifiers, R² for the regressions,
     and for F0 read as pitch classes the share of frames within 50 cents (RPA, what a pitch
     tracker is judged by)."""
-    return "accuracy" if task in CLASSIFIERS else "rpa" if task == "f0_hz" and pitch_class_values(hp) is not None else "r2"
+    return "accuracy" if task in CLASSIFIERS else "rpa" if task == "f0_hz" and hp["f0_classes_per_octave"] else "r2"
 
 
 def task_score(task, hp, y: np.ndarray, pred: np.ndarray) -> float:
@@ -153,11 +153,11 @@ def fit(task, hp, x, y, xv, yv, grid=None):
     """Best-on-valid standardised model over the regularisation grid: (score, model, scaler, reg)."""
     scaler = StandardScaler().fit(x)
     xs, xvs = scaler.transform(x), scaler.transform(xv)
-    as_classes = task in CLASSIFIERS or (task == "f0_hz" and pitch_class_values(hp) is not None)
+    kind = metric(task, hp)
     best = None
-    for reg in grid or (hp["logistic_C"] if as_classes else hp["ridge_alpha"]):
-        if as_classes:
-            model = LogisticRegression(C=reg, max_iter=hp["max_iter"]).fit(xs, y if task in CLASSIFIERS else pitch_class(hp, y))
+    for reg in grid or (hp["logistic_C"] if kind != "r2" else hp["ridge_alpha"]):
+        if kind != "r2":
+            model = LogisticRegression(C=reg, max_iter=hp["max_iter"]).fit(xs, pitch_class(hp, y) if kind == "rpa" else y)
         else:
             model = Ridge(alpha=reg).fit(xs, y)
         score = valid_score(task, hp, model, xvs, yv)
