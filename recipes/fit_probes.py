@@ -154,10 +154,11 @@ def fit(task, hp, x, y, xv, yv, grid=None):
     scaler = StandardScaler().fit(x)
     xs, xvs = scaler.transform(x), scaler.transform(xv)
     kind = metric(task, hp)
+    target = pitch_class(hp, y) if kind == "rpa" else y
     best = None
     for reg in grid or (hp["logistic_C"] if kind != "r2" else hp["ridge_alpha"]):
         if kind != "r2":
-            model = LogisticRegression(C=reg, max_iter=hp["max_iter"]).fit(xs, pitch_class(hp, y) if kind == "rpa" else y)
+            model = LogisticRegression(C=reg, max_iter=hp["max_iter"]).fit(xs, target)
         else:
             model = Ridge(alpha=reg).fit(xs, y)
         score = valid_score(task, hp, model, xvs, yv)

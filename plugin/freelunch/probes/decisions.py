@@ -191,17 +191,15 @@ class ProbeStream:
         if "voiced" in scores:
             out["voiced_prob"] = sigmoid(scores["voiced"][:, 0])
             out["voiced"] = out["voiced_prob"] >= 0.5
-        if "f0_hz" in scores:
-            out["f0_hz"] = self.probes.probes["f0_hz"].read(scores["f0_hz"])
         if "noise_category" in scores:  # digital silence holds no noise to name: -1, no category
             logits = scores["noise_category"]
             out["noise_category"] = np.where(level_db >= SILENCE_DB, logits.argmax(axis=1), -1)
             # the winning class's softmax probability: how sure the probe is
             top = logits.max(axis=1, keepdims=True)
             out["noise_prob"] = (1.0 / np.exp(logits - top).sum(axis=1)).astype(np.float32)
-        for name in ("snr_db", "noise_level_db"):
+        for name in ("f0_hz", "snr_db", "noise_level_db"):  # the regressions (F0 may read as classes)
             if name in scores:
-                out[name] = scores[name][:, 0]
+                out[name] = self.probes.probes[name].read(scores[name])
         return out
 
     def _emit(self, final: bool) -> dict[str, np.ndarray]:
