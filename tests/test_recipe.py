@@ -220,12 +220,14 @@ def vad_grids(**grids) -> dict:
     """``tune_vad_decision``'s grids, one value each unless given (``threshold=[0.5, 0.7]`` sets
     ``vad_threshold_grid``)."""
     return {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
-            "vad_startup_frames_grid": [0], **{f"vad_{name}_grid": values for name, values in grids.items()}}
+            "vad_startup_frames_grid": [0], "vad_accuracy_tolerance": 0.1,
+            **{f"vad_{name}_grid": values for name, values in grids.items()}}
 
 
-def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
-    """The most accurate threshold calls a noise clip speech; with that clip as a constraint the
-    tuning takes the stricter threshold, and without it the more accurate one."""
+def test_vad_decision_finds_no_speech_in_noise_alone_within_the_accuracy_tolerance():
+    """The most accurate threshold calls a noise clip speech; with that clip counted the tuning
+    takes the stricter threshold while it costs less accuracy than the tolerance, the more
+    accurate one once it costs more, and the more accurate one without the clip."""
     from fit_probes import tune_vad_decision
     from freelunch.probes.linear import LinearProbes
 
@@ -246,6 +248,9 @@ def test_vad_decision_finds_no_speech_in_noise_alone_before_accuracy():
     chosen = [t for t in trials if t["threshold"] == 0.7]
     assert chosen[0]["noise_alone_with_speech"] == 0 and chosen[0]["valid_accuracy"] == pytest.approx(0.94)
     assert max(t["valid_accuracy"] for t in trials) == pytest.approx(1.0)
+    strict, _ = tune_vad_decision({**hp, "vad_accuracy_tolerance": 0.05}, probes, mixtures,
+                                  [({"vad": noise[:, None]}, level)])
+    assert strict.threshold == 0.5
 
 
 def test_vad_rules_are_measured_as_evaluate_scores_the_vad(random_preset, tmp_path):
