@@ -248,9 +248,9 @@ def test_vad_decision_finds_no_speech_in_noise_alone_within_the_accuracy_toleran
     chosen = [t for t in trials if t["threshold"] == 0.7]
     assert chosen[0]["noise_alone_with_speech"] == 0 and chosen[0]["valid_accuracy"] == pytest.approx(0.94)
     assert max(t["valid_accuracy"] for t in trials) == pytest.approx(1.0)
-    strict, _ = tune_vad_decision({**hp, "vad_accuracy_tolerance": 0.05}, probes, mixtures,
-                                  [({"vad": noise[:, None]}, level)])
-    assert strict.threshold == 0.5
+    tight, _ = tune_vad_decision({**hp, "vad_accuracy_tolerance": 0.05}, probes, mixtures,
+                                 [({"vad": noise[:, None]}, level)])
+    assert tight.threshold == 0.5
 
 
 def test_vad_rules_are_measured_as_evaluate_scores_the_vad(random_preset, tmp_path):
