@@ -272,21 +272,18 @@ def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float
 
 
 def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=()) -> tuple[VadDecision, list[dict]]:
-    """The VAD decision (threshold, start-up hold, run clean-up) that finds speech in the fewest
+    """The VAD decision (threshold, run clean-up) that finds speech in the fewest
     ``quiet`` clips of noise alone, among those within ``vad_accuracy_tolerance`` of the best
     frame accuracy on the whole valid clips (the clips without speech included). Frame accuracy
     alone would trade a whole false segment on a noise for a few frames of the mixtures; the
     fewest false segments alone would drop true speech wholesale, since corpus noise holds
-    babble, real talkers. Then the best accuracy wins, then the smallest look-ahead, then the
-    longest start-up hold: it costs only a stream's first frames, and guards them against the
-    network's start-up transient, which the valid clips rarely show."""
+    babble, real talkers. Then the best accuracy wins, then the smallest look-ahead."""
     truth = np.concatenate([s[-1]["vad"] for s in sequences])
     vad_only = [({"vad": raw["vad"]}, *rest) for raw, *rest in sequences]
     smoothing, lags = {"vad": probes.smoothing.get("vad", 0.0)}, {"vad": probes.lags.get("vad", 0)}
     trials = []
     for decision in itertools.starmap(VadDecision, itertools.product(
-            hp["vad_threshold_grid"], hp["vad_bridge_frames_grid"], hp["vad_min_speech_frames_grid"],
-            hp["vad_startup_frames_grid"])):
+            hp["vad_threshold_grid"], hp["vad_bridge_frames_grid"], hp["vad_min_speech_frames_grid"])):
         speech = decide(probes, vad_only, decision, smoothing, lags)["vad"]
         alone = sum(decide(probes, [({"vad": raw["vad"]}, level_db, None)], decision, smoothing, lags)["vad"].any()
                     for raw, level_db in quiet)
@@ -295,7 +292,7 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=()) -> tuple[Va
     floor = max(t["valid_accuracy"] for t in trials) - hp["vad_accuracy_tolerance"]
     best = max((t for t in trials if t["valid_accuracy"] >= floor - 1e-9),
                key=lambda t: (-t["noise_alone_with_speech"], round(t["valid_accuracy"], 4),
-                              -t["bridge_frames"] - t["min_speech_frames"], t["startup_frames"]))
+                              -t["bridge_frames"] - t["min_speech_frames"]))
     return VadDecision(**{k: v for k, v in best.items() if k not in ("valid_accuracy", "noise_alone_with_speech")}), trials
 
 

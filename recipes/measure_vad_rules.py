@@ -31,7 +31,6 @@ from freelunch.probes.targets import mixture_targets
 
 # Each rule of the decision, and the settings that turn it off.
 RULES = {
-    "start-up hold": dict(startup_frames=0),
     "run clean-up": dict(bridge_frames=1, min_speech_frames=1),
 }
 

@@ -99,7 +99,7 @@ def random_preset(tmp_path_factory):
     staging = tmp_path_factory.mktemp("staging")
     # a VAD decision that looks ahead (4 + 6 - 2 frames) and lags (2 more), so the mechanics
     # tests cover the held frames across pushes
-    decision = VadDecision(0.5, bridge_frames=4, min_speech_frames=6, startup_frames=3)
+    decision = VadDecision(0.5, bridge_frames=4, min_speech_frames=6)
     lags = {"vad": 2, "snr_db": 1}
     LinearProbes(probes, names, {"vad": 0.5, "noise_category": 0.9, "snr_db": 0.8}, decision, lags).save(staging)
     extra = {n: staging / n for n in (LinearProbes.FILE, LinearProbes.META)}

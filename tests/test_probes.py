@@ -360,14 +360,13 @@ def test_a_lag_takes_the_score_of_a_later_frame():
     cuts=st.lists(st.integers(0, 160), max_size=6),
     bridge=st.integers(1, 10),
     min_speech=st.integers(1, 24),
-    startup=st.integers(0, 30),
     alpha=st.sampled_from([0.0, 0.8]),
     lags=st.dictionaries(st.sampled_from(["vad", "voiced", "f0_hz", "snr_db"]), st.integers(0, 6)),
     # levels around digital silence's floor, and steady ones
     levels=st.lists(st.floats(-130, 0) | st.just(-np.inf), min_size=160, max_size=160)
     | st.lists(st.floats(-22, -18), min_size=160, max_size=160),
 )
-def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, startup, alpha, lags, levels):
+def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech, alpha, lags, levels):
     """Pushed in pieces, frames come out late by exactly the look-ahead, and equal the whole signal's."""
     mask = np.array(scores) > 0  # one feature whose weight is the frame's score
     masks = np.zeros((len(scores), 1, 2), bool)
@@ -376,7 +375,7 @@ def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech
              for t in ("vad", "voiced", "f0_hz")}
     probe["snr_db"] = Probe(np.array([0]), np.ones((1, 1), np.float32), np.zeros(1, np.float32),
                             np.array([[1.0], [-1.0]], np.float32))  # reads the level and its floor
-    decision = VadDecision(0.5, bridge, min_speech, startup)
+    decision = VadDecision(0.5, bridge, min_speech)
     probes = LinearProbes(probe, [], {"vad": alpha}, decision, lags)
     level_db = np.array(levels[: len(scores)], np.float32)
     whole = probes.predict(masks, level_db)
@@ -394,7 +393,6 @@ def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech
         np.testing.assert_array_equal(joined, whole[key])
     assert np.concatenate([p["times"] for p in pieces if "times" in p]).tolist() == list(range(len(scores)))
     assert not whole["voiced"][~whole["vad"]].any() and np.isnan(whole["f0_hz"][~whole["voiced"]]).all()
-    assert not whole["vad"][:startup].any()
 
 
 def test_a_probe_of_pooled_masks_is_the_pooled_probe():

@@ -211,7 +211,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     assert (folder / LinearProbes.FILE).read_bytes() == before
     assert again["vad_decision"] == LinearProbes.load(folder).decision.as_dict()
     assert again["lag_frames"] == LinearProbes.load(folder).lags and set(again["lag_frames"]) == set(again["smoothing"])
-    clean_ups = len(hp["vad_startup_frames_grid"]) * len(hp["vad_bridge_frames_grid"]) * len(hp["vad_min_speech_frames_grid"])
+    clean_ups = len(hp["vad_bridge_frames_grid"]) * len(hp["vad_min_speech_frames_grid"])
     assert len(again["vad_decision_trials"]) == len(hp["vad_threshold_grid"]) * clean_ups
     presets.verify(folder)
 
@@ -220,7 +220,7 @@ def vad_grids(**grids) -> dict:
     """``tune_vad_decision``'s grids, one value each unless given (``threshold=[0.5, 0.7]`` sets
     ``vad_threshold_grid``)."""
     return {"vad_threshold_grid": [0.5], "vad_bridge_frames_grid": [1], "vad_min_speech_frames_grid": [1],
-            "vad_startup_frames_grid": [0], "vad_accuracy_tolerance": 0.1,
+            "vad_accuracy_tolerance": 0.1,
             **{f"vad_{name}_grid": values for name, values in grids.items()}}
 
 
@@ -269,7 +269,7 @@ def test_vad_rules_are_measured_as_evaluate_scores_the_vad(random_preset, tmp_pa
     table = measure_vad_rules.main(hp)
     assert json.loads(out.read_text()) == json.loads(json.dumps(table))
     rows = table["rules"]
-    assert set(rows) == {"decision", "without start-up hold", "without run clean-up"}
+    assert set(rows) == {"decision", "without run clean-up"}
     report = evaluate_preset(str(random_preset), split="test", limit=3, with_dnsmos=False, target_cache=str(tmp_path / "cache"))
     assert rows["decision"]["at_threshold"]["accuracy"] == pytest.approx(report["probes"]["vad"]["accuracy"])
     unclean = rows["without run clean-up"]

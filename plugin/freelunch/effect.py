@@ -53,12 +53,10 @@ class DynCPEnhancer:
 
     Speech is a VAD probability over ``vad_threshold``, with gaps shorter than
     ``min_silence_ms`` filled and runs shorter than ``min_speech_ms`` dropped (None: the
-    preset's values, chosen on valid data; 0: off). The preset may also hold the first frames
-    of a stream as no speech while the network settles (``decision.startup_frames``). A noise
-    label names its class only where the probe's probability of it reaches ``noise_threshold``
-    (None: the preset's, chosen on valid data so that the classes shown are right 90 % of the
-    time) and reads ``unknown`` elsewhere. The
-    clean-up looks ahead, and each property is aligned with the frames it describes (the
+    preset's values, chosen on valid data; 0: off). A noise label names its class only where
+    the probe's probability of it reaches ``noise_threshold`` (None: the preset's, chosen on
+    valid data so that the classes shown are right 90 % of the time) and reads ``unknown``
+    elsewhere. The clean-up looks ahead, and each property is aligned with the frames it describes (the
     probes answer a few frames late), so while streaming the track trails the audio by
     ``properties_lookahead`` frames; ``end_stream()`` returns the audio still held back and
     decides the rest of the track (a ``reset=True`` call does both itself).

@@ -3,11 +3,9 @@
 Probes that read the input level get their level terms first (``level.py``). Scores are
 smoothed causally, then aligned: each task's answer trails the signal by a few
 frames (the network is causal, and the smoothing averages past frames), so frame t takes
-the score of frame t + lag. Then they are decided. The VAD gets two more steps. The first
-``startup_frames`` of a stream are never speech: the network starts from zero history, and
-its gates open as if for speech for about 14 frames before they settle. Then the VAD's
-speech segments are cleaned up the usual way: gaps between speech shorter than
-``bridge_frames`` are filled, then speech runs shorter than ``min_speech_frames`` are dropped.
+the score of frame t + lag. Then they are decided. The VAD's speech segments are then
+cleaned up the usual way: gaps between speech shorter than ``bridge_frames`` are filled, then
+speech runs shorter than ``min_speech_frames`` are dropped.
 A frame's answer then depends on the frames after it, so the stream holds each frame back
 ``lookahead`` frames: the largest lag plus the clean-up's look-ahead (the audio is not
 delayed; only its properties are). Voicing and F0 follow the final VAD.
@@ -38,8 +36,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class VadDecision:
-    """How frame scores become speech: a probability threshold, the start-up hold (0: off),
-    then the run clean-up (1: off).
+    """How frame scores become speech: a probability threshold, then the run clean-up (1: off).
 
     >>> VadDecision(0.4, bridge_frames=8, min_speech_frames=20).lookahead
     26
@@ -48,12 +45,11 @@ class VadDecision:
     threshold: float = 0.5
     bridge_frames: int = 1
     min_speech_frames: int = 1
-    startup_frames: int = 0
 
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"VAD threshold must be strictly between 0 and 1, got {self.threshold}")
-        for name, least in (("bridge_frames", 1), ("min_speech_frames", 1), ("startup_frames", 0)):
+        for name, least in (("bridge_frames", 1), ("min_speech_frames", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
                 raise ValueError(f"{name} must be a whole number of frames >= {least}, got {value!r}")
@@ -128,7 +124,6 @@ class ProbeStream:
         # Raw VAD of frames already emitted, as context: far enough back that the clean-up of
         # the held frames reads the same as on the whole signal.
         self._context = np.zeros(0, bool)
-        self._frames = 0  # frames aligned so far, for the start-up hold
 
     @property
     def lookahead(self) -> int:
@@ -172,9 +167,6 @@ class ProbeStream:
             frames = np.arange(ready)
             aligned = {k: v[np.minimum(frames + self.lags.get(k, 0), total - 1)] for k, v in self._scores.items()}
             new = {**self._columns(aligned, self._level[:ready]), **{k: v[:ready] for k, v in self._extra.items()}}
-            if "vad" in new:
-                new["vad"][: max(0, self.decision.startup_frames - self._frames)] = False
-            self._frames += ready
             self._scores = {k: v[ready:] for k, v in self._scores.items()}
             self._extra = {k: v[ready:] for k, v in self._extra.items()}
             self._level = self._level[ready:]
