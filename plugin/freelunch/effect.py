@@ -56,9 +56,9 @@ class DynCPEnhancer:
     preset's values, chosen on valid data; 0: off). A noise label names its class only where
     the probe's probability of it reaches ``noise_threshold`` (None: the preset's, chosen on
     valid data so that the classes shown are right 90 % of the time) and reads ``unknown``
-    elsewhere. The clean-up looks ahead, and each property is aligned with the frames it describes (the
-    probes answer a few frames late), so while streaming the track trails the audio by
-    ``properties_lookahead`` frames; ``end_stream()`` returns the audio still held back and
+    elsewhere. The clean-up looks ahead, and each property is aligned with the frames it
+    describes (the probes answer a few frames late), so while streaming the track trails the
+    audio by ``properties_lookahead`` frames; ``end_stream()`` returns the audio still held back and
     decides the rest of the track (a ``reset=True`` call does both itself).
 
     One instance is not thread-safe: give each thread its own.

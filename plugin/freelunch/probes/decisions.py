@@ -3,8 +3,8 @@
 Probes that read the input level get their level terms first (``level.py``). Scores are
 smoothed causally, then aligned: each task's answer trails the signal by a few
 frames (the network is causal, and the smoothing averages past frames), so frame t takes
-the score of frame t + lag. Then they are decided. The VAD's speech segments are then
-cleaned up the usual way: gaps between speech shorter than ``bridge_frames`` are filled, then
+the score of frame t + lag. Then they are decided, and the VAD's speech segments cleaned
+up the usual way: gaps between speech shorter than ``bridge_frames`` are filled, then
 speech runs shorter than ``min_speech_frames`` are dropped.
 A frame's answer then depends on the frames after it, so the stream holds each frame back
 ``lookahead`` frames: the largest lag plus the clean-up's look-ahead (the audio is not
@@ -49,10 +49,10 @@ class VadDecision:
     def __post_init__(self):
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"VAD threshold must be strictly between 0 and 1, got {self.threshold}")
-        for name, least in (("bridge_frames", 1), ("min_speech_frames", 1)):
+        for name in ("bridge_frames", "min_speech_frames"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-                raise ValueError(f"{name} must be a whole number of frames >= {least}, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a whole number of frames >= 1, got {value!r}")
 
     @property
     def lookahead(self) -> int:
