@@ -5,8 +5,7 @@
 
 The story: mix every train and valid utterance a few times (fixed seeds), run the preset's
 network, keep a sample of frames with all feature types and all six targets. For each task,
-fit a standardised linear model on the masks (or, for ``pooled_tasks``, on their causal
-average over frames) with regularisation picked on valid, rank the mask features, find C*
+fit a standardised linear model on the masks with regularisation picked on valid, rank the mask features, find C*
 where the score saturates, and ship that probe folded into weighted sums
 (``probes.safetensors``). The feature-type comparison and the selection curves go to
 ``probes_report.json``.
@@ -25,7 +24,6 @@ from sklearn.preprocessing import StandardScaler
 
 from freelunch import data, presets
 from freelunch.export.common import write_text_atomic
-from freelunch.model.smoothing import ema, fresh_state
 from freelunch.probes.cache import cached_clean_targets
 from freelunch.probes.features import extract
 from freelunch.probes.level import LEVEL_FEATURES, level_features
@@ -59,35 +57,18 @@ def no_speech_clips(hp, bank: data.NoiseBank, rng) -> list[dict]:
     return clips
 
 
-def pooled(x: np.ndarray, alpha: float) -> np.ndarray:
-    """(T, D) -> (T, D) float32: each frame's causal exponential average, as a stream smooths scores."""
-    out = np.array(x, np.float32)
-    ema(out, np.float32(alpha), fresh_state(out.shape[1]))
-    return out
-
-
-def pooled_keys(alpha: float) -> tuple[str, str]:
-    """The feature names of the masks and the level features pooled with ``alpha``."""
-    return f"masks_pooled_{alpha}", f"levels_pooled_{alpha}"
-
-
 def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict, dict]:
     """Sampled frames of one split: features {type: (N, D)}, with the input-level features as
-    "levels" and, per coefficient of ``pooled_tasks``, both pooled over the whole mixture
-    before the frames are sampled; and targets {task: (N,)}."""
+    "levels"; and targets {task: (N,)}."""
     speech, noise = data.split_rows(rows, split)
     speech = data.spread(speech, hp["max_utterances"])
     bank = data.NoiseBank(noise)
-    alphas = sorted(set(hp["pooled_tasks"].values()))
-    feats = {t: [] for t in [*types, "levels", *(k for a in alphas for k in pooled_keys(a))]}
+    feats = {t: [] for t in [*types, "levels"]}
     targets = {t: [] for t in TASKS}
 
     def keep_frames(mixture, clean):
         tg = mixture_targets(mixture, names, clean)
         ft = {**extract(net, mixture["noisy"], types), "levels": level_features(frame_level_db(mixture["noisy"]))}
-        for alpha in alphas:
-            masks_key, levels_key = pooled_keys(alpha)
-            ft[masks_key], ft[levels_key] = pooled(ft["masks"], alpha), pooled(ft["levels"], alpha)
         frames = len(tg["vad"])
         start = np.arange(min(hp["startup_frames"], frames))
         rest = rng.choice(frames - len(start), min(hp["frames_per_mixture"], frames - len(start)), replace=False)
@@ -253,7 +234,7 @@ def decide(probes: LinearProbes, sequences, decision: VadDecision, smoothing: di
 
 def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float], dict[str, int]]:
     """Per task, the causal smoothing coefficient and the lag that score best on the whole valid
-    clips; the smaller of each wins a tie. A pooled task keeps its pooling's coefficient."""
+    clips; the smaller of each wins a tie."""
     truth = {t: np.concatenate([s[-1][t] for s in sequences]) for t in TASKS}
     smoothing, lags = {}, {}
     for task in TASKS:
@@ -261,8 +242,7 @@ def tune_smoothing(hp, probes: LinearProbes, sequences) -> tuple[dict[str, float
         task_only = [({k: raw[k] for k in needed}, *rest) for raw, *rest in sequences]
         rows = task_rows(task, truth[task])
         best = None
-        alphas = [hp["pooled_tasks"][task]] if task in hp["pooled_tasks"] else hp["smoothing_grid"]
-        for alpha, lag in itertools.product(alphas, hp["lag_grid"]):
+        for alpha, lag in itertools.product(hp["smoothing_grid"], hp["lag_grid"]):
             pred = decide(probes, task_only, VadDecision(), {task: alpha}, {task: lag})[task]
             value = task_score(task, hp, truth[task][rows], pred[rows])
             if best is None or value > best[0] + 1e-4:
@@ -296,17 +276,9 @@ def tune_vad_decision(hp, probes: LinearProbes, sequences, quiet=()) -> tuple[Va
     return VadDecision(**{k: v for k, v in best.items() if k not in ("valid_accuracy", "noise_alone_with_speech")}), trials
 
 
-def task_levels(x: dict, rows: np.ndarray, reads_levels: bool, key: str = "levels") -> np.ndarray:
-    """A task's rows of the level features (or pooled ones), none if it does not read them."""
-    return x[key][rows] if reads_levels else x[key][rows, :0]
-
-
-def plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels, pooled_valid: np.ndarray) -> float:
-    """The plain probe (fitted on frames) read on the pooled valid features: its scores
-    averaged as the stream would average them, on the same frames as the pooled probe."""
-    _, model, scaler, _ = fit(task, hp, np.hstack([xtr["masks"][tr], task_levels(xtr, tr, reads_levels)]), y,
-                              np.hstack([xva["masks"][va], task_levels(xva, va, reads_levels)]), yv)
-    return valid_score(task, hp, model, scaler.transform(pooled_valid), yv)
+def task_levels(x: dict, rows: np.ndarray, reads_levels: bool) -> np.ndarray:
+    """A task's rows of the level features, none if it does not read them."""
+    return x["levels"][rows] if reads_levels else x["levels"][rows, :0]
 
 
 def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
@@ -321,9 +293,8 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
         tr, va = task_rows(task, ytr[task]), task_rows(task, yva[task])
         y, yv = ytr[task][tr], yva[task][va]
         reads_levels = task in hp["level_tasks"]
-        keys = pooled_keys(hp["pooled_tasks"][task]) if task in hp["pooled_tasks"] else ("masks", "levels")
-        levels, levels_valid = (task_levels(x, rows, reads_levels, keys[1]) for x, rows in ((xtr, tr), (xva, va)))
-        x, xv = xtr[keys[0]][tr], xva[keys[0]][va]
+        levels, levels_valid = (task_levels(x, rows, reads_levels) for x, rows in ((xtr, tr), (xva, va)))
+        x, xv = xtr["masks"][tr], xva["masks"][va]
         full = fit(task, hp, np.hstack([x, levels]), y, np.hstack([xv, levels_valid]), yv)
         curve, ranking, (c_star, chosen) = select(task, hp, x, y, xv, yv, full, levels, levels_valid)
         probes[task] = to_probe(task, chosen[1], chosen[2], ranking[:c_star], len(names),
@@ -340,10 +311,6 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
             "input_level_features": list(LEVEL_FEATURES) if reads_levels else [],
             "c_star": int(c_star),
             "valid_score_c_star": float(chosen[0]),
-            **({"pooled_alpha": hp["pooled_tasks"][task],
-                "pooled_valid_score_plain": plain_pooled_score(task, hp, xtr, xva, tr, va, y, yv, reads_levels,
-                                                               np.hstack([xv, levels_valid]))}
-               if task in hp["pooled_tasks"] else {}),
             "selection_curve": curve,
             "feature_types_valid": comparison,
             "top64": ranking[:64].tolist(),

@@ -393,19 +393,3 @@ def test_decisions_stream_exactly_in_any_pieces(scores, cuts, bridge, min_speech
         np.testing.assert_array_equal(joined, whole[key])
     assert np.concatenate([p["times"] for p in pieces if "times" in p]).tolist() == list(range(len(scores)))
     assert not whole["voiced"][~whole["vad"]].any() and np.isnan(whole["f0_hz"][~whole["voiced"]]).all()
-
-
-def test_a_probe_of_pooled_masks_is_the_pooled_probe():
-    """A linear probe read on masks averaged over frames gives the average of its scores: so a
-    probe fitted on pooled masks runs as a plain one whose scores the stream averages."""
-    from freelunch.model.smoothing import ema, fresh_state
-
-    rng = np.random.default_rng(3)
-    masks = rng.random((200, 30)) < 0.3
-    probe = Probe(np.array([1, 4, 9, 20]), rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32))
-    pooled = masks.astype(np.float32)
-    ema(pooled, np.float32(0.9), fresh_state(30))
-    on_pooled = probe.bias + pooled[:, probe.index] @ probe.coef
-    streamed = LinearProbes({"noise_category": probe}, ["a", "b", "c"], {"noise_category": 0.9}).smooth(
-        {"noise_category": probe.scores(masks)}, {})["noise_category"]
-    np.testing.assert_allclose(streamed, on_pooled, atol=1e-4)

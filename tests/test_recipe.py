@@ -161,8 +161,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     probes_yaml = (ROOT / "hparams" / "probes.yaml").read_text()
     for key, value in {"max_utterances": "4", "train_draws": "1", "valid_draws": "1", "compare_frames": "300",
-                       "data_root": str(PACK), "target_cache": str(tmp_path / "cache"),
-                       "pooled_tasks": "{noise_category: 0.9, snr_db: 0.9}", "f0_classes_per_octave": "6"}.items():
+                       "data_root": str(PACK), "target_cache": str(tmp_path / "cache"), "f0_classes_per_octave": "6"}.items():
         probes_yaml = "\n".join(f"{key}: {value}" if line.startswith(f"{key}:") else line
                                 for line in probes_yaml.splitlines())
     (tmp_path / "probes.yaml").write_text(probes_yaml)
@@ -190,13 +189,7 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     fx = DynCPEnhancer.from_preset(folder)
     fx(np.zeros(16000, np.float32), 16000)
     assert len(fx.properties.vad) == len(fx.properties.times) > 0
-    # the pooled tasks: fitted on averaged masks, streamed with their pooling's average, and
-    # scored against the plain probe averaged the same way
     fitted = json.loads((folder / "probes_report.json").read_text())
-    for task in ("noise_category", "snr_db"):
-        assert fitted["tasks"][task]["pooled_alpha"] == fitted["smoothing"][task] == 0.9
-        assert np.isfinite(fitted["tasks"][task]["pooled_valid_score_plain"])
-    assert "pooled_alpha" not in fitted["tasks"]["vad"]
     # F0 read as pitch classes, chosen by RPA: the shipped probe holds each class's F0
     assert fitted["tasks"]["f0_hz"]["metric"] == "rpa"
     f0_probe = LinearProbes.load(folder).probes["f0_hz"]
