@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ def cached_clean_targets(cache_dir: Path | None, item_id: str, path: str | None 
     else:
         f0 = pitch(clean)
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npz")
+        tmp = file.with_suffix(f".{os.getpid()}.tmp.npz")  # per process: two jobs may fill one cache
         np.savez(tmp, f0=f0)
         tmp.replace(file)
     return clean_targets(clean, f0)
