@@ -113,7 +113,7 @@ def test_a_streamed_file_gets_the_whole_track(take, random_preset):
     """Chunked file streaming ends with end_stream(): the frames held for the VAD's look-ahead
     are decided, and the track is the one-shot call's, to the input's last frame."""
     fx = DynCPEnhancer.from_preset(random_preset)
-    assert fx.properties_lookahead == 10 + 7  # clean-up 8, lag 2, batch of 8 frames
+    assert fx.properties_lookahead == 10 + 15  # clean-up 8, lag 2, batch of 16 frames
     stream_file(take, fx, None)
     with AudioFile(str(take)) as f:  # the decoder stream_file reads with (soundfile rounds 24-bit differently)
         audio, rate = f.read(f.frames), f.samplerate

@@ -19,7 +19,9 @@ def as_channels_first(x, channels: int | None = None) -> tuple[np.ndarray, str]:
         raise TypeError(f"audio must be a numpy array, not {type(x).__name__}")
     if x.ndim not in (1, 2):
         raise ValueError(f"audio must be 1-D (mono) or 2-D (channels x samples), got {x.ndim}-D shape {x.shape}")
-    if np.issubdtype(x.dtype, np.signedinteger):
+    if x.dtype == np.float32:  # the usual stream: no conversion to look for
+        pass
+    elif np.issubdtype(x.dtype, np.signedinteger):
         x = x.astype(np.float32) / np.float32(-np.iinfo(x.dtype).min)
     elif np.issubdtype(x.dtype, np.unsignedinteger):
         middle = (np.iinfo(x.dtype).max + 1) // 2

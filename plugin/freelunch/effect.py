@@ -22,7 +22,7 @@ ENGINE_RATE = S.SAMPLE_RATE
 # Frames gathered before the probes run on them: the probes' per-call cost in Python would
 # otherwise dominate small buffers (512 samples are 2 frames). The track may trail by this
 # many frames more, minus one.
-PROPERTY_BATCH_FRAMES = 8
+PROPERTY_BATCH_FRAMES = 16
 
 
 @functools.lru_cache(maxsize=32)
@@ -247,10 +247,11 @@ class DynCPEnhancer:
         limit = st["limit_frames"]
         keep = len(index) if limit is None else int(np.clip(limit - index[:1].sum(), 0, len(index)))
         if keep:  # the loudest channel's level
-            st["frames"].append((index[:keep], [m[:keep] for m in masks], np.max(levels, axis=0)[:keep]))
+            loudest = levels[0] if len(levels) == 1 else np.maximum.reduce(levels)
+            st["frames"].append((index[:keep], [m[:keep] for m in masks], loudest[:keep]))
             if sum(len(f[0]) for f in st["frames"]) >= PROPERTY_BATCH_FRAMES:
                 self._record(st)
-        return np.stack(outs)
+        return outs[0][None] if len(outs) == 1 else np.stack(outs)
 
     def _record(self, st: dict) -> None:
         """Run the probes on the gathered frames and extend the track with what they decide."""
@@ -260,7 +261,8 @@ class DynCPEnhancer:
         st["frames"] = []
         index, level_db = np.concatenate(index), np.concatenate(level_db)
         masks = [np.concatenate(m) for m in zip(*masks)]  # per channel
-        columns = dict(times=index * S.HOP / ENGINE_RATE, usage=np.mean([m.mean(axis=(1, 2)) for m in masks], axis=0))
+        active = sum(np.count_nonzero(m.reshape(len(m), -1), axis=1) for m in masks)  # bool means are slow
+        columns = dict(times=index * S.HOP / ENGINE_RATE, usage=active / (masks[0][0].size * len(masks)))
         stream = st["probes"]
         self._append(columns if stream is None else stream.push(masks, level_db, **columns))
 

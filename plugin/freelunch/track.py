@@ -51,12 +51,11 @@ class PropertyTrack:
         unknown = set(columns) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown property columns {sorted(unknown)}; known: {COLUMNS}")
-        defaults = {"vad": np.zeros(n, bool), "voiced": np.zeros(n, bool), "noise_category": np.full(n, -1)}
         self._chunks["times"].append(np.asarray(times, np.float64))
         for c in COLUMNS[1:]:
             value = columns.get(c)
             if value is None:
-                value = defaults.get(c, np.full(n, np.nan))
+                value = np.zeros(n, bool) if c in ("vad", "voiced") else np.full(n, -1 if c == "noise_category" else np.nan)
             value = np.asarray(value)
             if len(value) != n:
                 raise ValueError(f"column {c} has {len(value)} rows, expected {n}")

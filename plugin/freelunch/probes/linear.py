@@ -123,7 +123,9 @@ class LinearProbes:
             alpha = self.smoothing.get(task, 0.0)
             if alpha > 0 and len(s):
                 s = np.array(s, np.float32)
-                ema(s, np.float32(alpha), state.setdefault(task, fresh_state(s.shape[1])))
+                if task not in state:
+                    state[task] = fresh_state(s.shape[1])
+                ema(s, np.float32(alpha), state[task])
             out[task] = s
         return out
 
