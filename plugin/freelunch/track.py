@@ -17,6 +17,7 @@ HOP_S = 256 / 16000
 FLOAT_COLUMNS = ("vad_prob", "voiced_prob", "f0_hz", "snr_db", "noise_level_db", "noise_prob", "usage")
 UNKNOWN = "unknown"  # the label of audible noise whose class the probe is not sure of
 COLUMNS = ("times", "vad", "voiced", "noise_category") + FLOAT_COLUMNS
+FILL = {"vad": False, "voiced": False, "noise_category": -1}  # a column not given; the float ones are NaN
 
 
 class PropertyTrack:
@@ -55,7 +56,7 @@ class PropertyTrack:
         for c in COLUMNS[1:]:
             value = columns.get(c)
             if value is None:
-                value = np.zeros(n, bool) if c in ("vad", "voiced") else np.full(n, -1 if c == "noise_category" else np.nan)
+                value = np.full(n, FILL.get(c, np.nan))
             value = np.asarray(value)
             if len(value) != n:
                 raise ValueError(f"column {c} has {len(value)} rows, expected {n}")
