@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from freelunch.probes.level import LEVEL_FEATURES, LevelFeatures, level_features
 from freelunch.evaluate import scored_columns
-from freelunch.probes.linear import LinearProbes, Probe, weighted_sums
+from freelunch.probes.linear import LinearProbes, Probe, ScoreTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 
@@ -153,11 +153,15 @@ def test_level_floor_follows_the_noise_under_speech():
     np.testing.assert_array_equal(pieces, features)
 
 
-def test_weighted_sums_add_only_active_channels():
+def test_one_table_sums_only_active_channels_of_every_probe():
     masks = np.zeros((2, 10), bool)
-    masks[1, [2, 5]] = True
-    out = weighted_sums(masks, np.array([2, 3, 5]), np.array([[1.0], [10.0], [100.0]], np.float32), np.array([0.5], np.float32))
-    assert out[:, 0].tolist() == [0.5, 101.5]
+    masks[1, [2, 5, 7]] = True
+    vad = Probe(np.array([2, 3, 5]), np.array([[1.0], [10.0], [100.0]], np.float32), np.array([0.5], np.float32))
+    noise = Probe(np.array([5, 7]), np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), np.array([0.0, -1.0], np.float32))
+    table = ScoreTable({"vad": vad, "noise_category": noise})
+    assert table.cols == {"vad": slice(0, 1), "noise_category": slice(1, 3)}
+    assert table(masks).tolist() == [[0.5, 0.0, -1.0], [101.5, 4.0, 5.0]]
+    np.testing.assert_array_equal(table(masks)[:, 1:], noise.scores(masks))
 
 
 def test_adds_count_active_selected_channels_times_outputs():
@@ -215,14 +219,15 @@ def test_stacked_masks_hold_previous_frames():
 
 def test_causal_smoothing_streams_exactly():
     rng = np.random.default_rng(5)
-    probes = LinearProbes({}, [], {"vad": 0.9})
     scores = rng.standard_normal((100, 1)).astype(np.float32)
-    whole = probes.smooth({"vad": scores}, {})["vad"]
-    state = {}
-    halves = [probes.smooth({"vad": part}, state)["vad"] for part in (scores[:37], scores[37:])]
-    np.testing.assert_array_equal(np.concatenate(halves), whole)
-    assert whole[0, 0] == scores[0, 0]
-    assert whole[1, 0] == pytest.approx(0.9 * scores[0, 0] + 0.1 * scores[1, 0])
+    probe = {"snr_db": Probe(np.array([0]), np.ones((1, 1), np.float32), np.zeros(1, np.float32))}
+    probes = LinearProbes(probe, [], {"snr_db": 0.9})
+    whole = probes.stream().whole({"snr_db": scores})["snr_db"]
+    stream = probes.stream()
+    pieces = [stream.push_scores({"snr_db": part}) for part in (scores[:37], scores[37:])] + [stream.flush()]
+    np.testing.assert_array_equal(np.concatenate([p["snr_db"] for p in pieces if p]), whole)
+    assert whole[0] == scores[0, 0]
+    assert whole[1] == pytest.approx(0.9 * scores[0, 0] + 0.1 * scores[1, 0])
     assert np.std(whole[10:]) < np.std(scores[10:]) / 2
 
 

@@ -219,7 +219,8 @@ class DynCPEnhancer:
             # more samples than channels wait here until they are unambiguous.
             pending=np.zeros((channels, 0), np.float32),
             probes=self._probes.stream(self.decision) if self._probes else None,
-            frames=[],  # (index, masks per channel, level, gain) of frames the probes have not seen
+            frames=[],  # (index, masks per channel, level) of frames the probes have not seen
+            gathered=0,  # how many
             delay=DelayLine(self._delay_for(sample_rate) + (channels if resample else 0), channels),
             seen=0,  # input samples so far
             layout="channels_first",  # of the last call, for end_stream's tail
@@ -249,7 +250,8 @@ class DynCPEnhancer:
         if keep:  # the loudest channel's level
             loudest = levels[0] if len(levels) == 1 else np.maximum.reduce(levels)
             st["frames"].append((index[:keep], [m[:keep] for m in masks], loudest[:keep]))
-            if sum(len(f[0]) for f in st["frames"]) >= PROPERTY_BATCH_FRAMES:
+            st["gathered"] += keep
+            if st["gathered"] >= PROPERTY_BATCH_FRAMES:
                 self._record(st)
         return outs[0][None] if len(outs) == 1 else np.stack(outs)
 
@@ -258,7 +260,7 @@ class DynCPEnhancer:
         if not st["frames"]:
             return
         index, masks, level_db = zip(*st["frames"])
-        st["frames"] = []
+        st["frames"], st["gathered"] = [], 0
         index, level_db = np.concatenate(index), np.concatenate(level_db)
         masks = [np.concatenate(m) for m in zip(*masks)]  # per channel
         active = sum(np.count_nonzero(m.reshape(len(m), -1), axis=1) for m in masks)  # bool means are slow

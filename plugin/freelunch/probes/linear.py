@@ -9,6 +9,7 @@ the frame reads the value of the class that scores highest.
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,6 @@ import numba
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from ..model.smoothing import ema, fresh_state
 from .decisions import ProbeStream, VadDecision
 from .level import LEVEL_FEATURES
 
@@ -26,18 +26,56 @@ CLASSIFIERS = ("vad", "voiced", "noise_category")
 
 
 @numba.njit(cache=True, nogil=True)
-def weighted_sums(masks, index, coef, bias):  # pragma: no cover - compiled
-    """masks (F, D) bool, index (C,) selected features, coef (C, K), bias (K,) -> (F, K)."""
+def weighted_sums(masks, used, index, coef, bias, feature_start, col_start):  # pragma: no cover - compiled
+    """Every probe's sums in one pass. masks (F, D) bool; ``used`` (U,) the features some probe
+    selects; probe t selects rows index[feature_start[t]:feature_start[t + 1]] of ``used`` and
+    writes outputs col_start[t]:col_start[t + 1]; coef (C, W) holds each selected feature's row
+    of its probe's coefficients (zeros past its probe's outputs); bias (K,) -> (F, K)."""
+    # Frames innermost, in a transposed copy of the used masks: each add then runs over all
+    # frames at once, without a branch (coef * mask is exact, as is adding the 0.0 of an
+    # inactive feature). Each output still adds its features in index order: the bits do not
+    # depend on how many frames come at once.
     n_frames, n_out = masks.shape[0], bias.shape[0]
-    out = np.empty((n_frames, n_out), np.float32)
+    on = np.empty((used.shape[0], n_frames), np.float32)
     for f in range(n_frames):
-        for k in range(n_out):
-            out[f, k] = bias[k]
-        for j in range(index.shape[0]):
-            if masks[f, index[j]]:
-                for k in range(n_out):
-                    out[f, k] += coef[j, k]
-    return out
+        for u in range(used.shape[0]):
+            on[u, f] = masks[f, used[u]]
+    sums = np.empty((n_out, n_frames), np.float32)
+    for k in range(n_out):
+        sums[k, :] = bias[k]
+    for t in range(feature_start.shape[0] - 1):
+        k0 = col_start[t]
+        for j in range(feature_start[t], feature_start[t + 1]):
+            u = index[j]
+            for k in range(col_start[t + 1] - k0):
+                c = coef[j, k]
+                for f in range(n_frames):
+                    sums[k0 + k, f] += c * on[u, f]
+    return sums.T.copy()
+
+
+class ScoreTable:
+    """Several probes' coefficients laid out for ``weighted_sums``: one call scores them all,
+    into one (F, K) array whose columns ``cols[task]`` are each probe's outputs."""
+
+    def __init__(self, probes: dict[str, "Probe"]):
+        widths = [len(p.bias) for p in probes.values()]
+        edges = np.cumsum([0, *widths])
+        self.cols = {task: slice(int(a), int(b)) for task, a, b in zip(probes, edges[:-1], edges[1:])}
+        self._col_start = edges.astype(np.int64)
+        self._feature_start = np.cumsum([0, *(len(p.index) for p in probes.values())]).astype(np.int64)
+        used, index = np.unique(np.concatenate([p.index for p in probes.values()] or [np.zeros(0)])
+                                .astype(np.int64), return_inverse=True)
+        self._used, self._index = used.astype(np.int64), index.astype(np.int64)
+        self._coef = np.zeros((len(self._index), max(widths, default=0)), np.float32)
+        for p, start in zip(probes.values(), self._feature_start):
+            self._coef[start : start + len(p.index), : len(p.bias)] = p.coef
+        self._bias = np.concatenate([p.bias for p in probes.values()] or [np.zeros(0)]).astype(np.float32)
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        """masks (F, D) bool -> (F, K) scores."""
+        return weighted_sums(np.ascontiguousarray(masks), self._used, self._index, self._coef, self._bias,
+                             self._feature_start, self._col_start)
 
 
 @dataclass
@@ -66,16 +104,8 @@ class Probe:
         return 0 if self.level_coef is None else self.level_coef.size
 
     def scores(self, masks: np.ndarray) -> np.ndarray:
-        """The masks' part of the prediction; the stream adds ``level_terms``."""
-        return weighted_sums(np.ascontiguousarray(masks), self.index, self.coef, self.bias)
-
-    def level_terms(self, features: np.ndarray) -> np.ndarray:
-        """features (F, len(LEVEL_FEATURES)) -> (F, K). Summed feature by feature, not as a
-        matrix product, whose rounding would depend on how a stream is split."""
-        terms = np.zeros((len(features), self.level_coef.shape[1]), np.float32)
-        for feature, coef in zip(features.T, self.level_coef):
-            terms += feature[:, None] * coef
-        return terms
+        """masks (F, D) bool -> (F, K): the masks' part of the prediction; the stream adds the level terms."""
+        return ScoreTable({"": self})(masks)
 
 
 class LinearProbes:
@@ -107,32 +137,18 @@ class LinearProbes:
     def reads_levels(self) -> bool:
         return any(p.level_coef is not None for p in self.probes.values())
 
-    def with_levels(self, scores: dict[str, np.ndarray], features: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw scores plus each probe's input-level terms; ``features`` from ``LevelFeatures``."""
-        return {task: s if self.probes[task].level_coef is None else s + self.probes[task].level_terms(features)
-                for task, s in scores.items()}
-
     @property
     def max_lag(self) -> int:
         return max(self.lags.values(), default=0)
 
-    def smooth(self, scores: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Apply the causal smoothing; ``state`` (a dict kept by the caller per stream) carries over."""
-        out = {}
-        for task, s in scores.items():
-            alpha = self.smoothing.get(task, 0.0)
-            if alpha > 0 and len(s):
-                s = np.array(s, np.float32)
-                if task not in state:
-                    state[task] = fresh_state(s.shape[1])
-                ema(s, np.float32(alpha), state[task])
-            out[task] = s
-        return out
+    @functools.cached_property
+    def table(self) -> ScoreTable:
+        return ScoreTable(self.probes)
 
     def scores(self, masks: np.ndarray) -> dict[str, np.ndarray]:
         """masks (F, blocks, hidden) bool -> raw scores per task (logits for classifiers)."""
-        flat = masks.reshape(len(masks), -1)
-        return {name: p.scores(flat) for name, p in self.probes.items()}
+        packed = self.table(masks.reshape(len(masks), -1))
+        return {task: packed[:, cols] for task, cols in self.table.cols.items()}
 
     def adds(self, masks: np.ndarray) -> dict[str, np.ndarray]:
         """masks (F, blocks, hidden) -> adds per frame of each task's weighted sums: one per
