@@ -187,7 +187,8 @@ class ProbeStream:
         self._alpha = np.zeros(width, np.float32)
         self._lag = np.zeros(width, np.int64)
         for task, c in cols.items():
-            level_coef = self.probes.probes[task].level_coef
+            probe = self.probes.probes.get(task)  # raw scores may come without their probe
+            level_coef = None if probe is None else probe.level_coef
             if level_coef is not None:
                 self._level_coef[:, c], self._reads[c] = level_coef, True
             self._alpha[c] = self._alphas.get(task, 0.0)
