@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 
+from ..model.smoothing import fresh_state
 from .level import LEVEL_FEATURES, LevelFeatures
 
 if TYPE_CHECKING:
@@ -93,6 +94,12 @@ def _clean_runs(speech, bridge_frames, min_speech_frames):  # pragma: no cover -
     return out
 
 
+def column_slices(widths: dict[str, int]) -> dict[str, slice]:
+    """Each task's columns in one score array, in order: ``{"vad": 1, "noise": 5}`` -> 0:1, 1:6."""
+    edges = np.cumsum([0, *widths.values()])
+    return {task: slice(int(a), int(b)) for task, a, b in zip(widths, edges[:-1], edges[1:])}
+
+
 def joined(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per key, the frames of ``a`` then those of ``b`` (a key in one alone is kept)."""
     return {k: np.concatenate([a[k], b[k]]) if k in a and k in b else a[k] if k in a else b[k] for k in {**a, **b}}
@@ -163,10 +170,9 @@ class ProbeStream:
     def push_scores(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None,
                     **extra: np.ndarray) -> dict[str, np.ndarray]:
         """As ``push``, from the probes' raw scores per task (the masks' part: this adds the level terms)."""
-        widths = np.cumsum([0] + [np.shape(s)[1] for s in scores.values()])
-        cols = {task: slice(int(a), int(b)) for task, a, b in zip(scores, widths[:-1], widths[1:])}
+        cols = column_slices({task: np.shape(s)[1] for task, s in scores.items()})
         n = len(next(iter(scores.values())))
-        packed = np.zeros((n, widths[-1]), np.float32)
+        packed = np.zeros((n, max(c.stop for c in cols.values())), np.float32)
         for task, s in scores.items():
             packed[:, cols[task]] = s
         return self._push(packed, cols, level_db, extra)
@@ -193,7 +199,7 @@ class ProbeStream:
                 self._level_coef[:, c], self._reads[c] = level_coef, True
             self._alpha[c] = self._alphas.get(task, 0.0)
             self._lag[c] = self._lags.get(task, 0)
-        self._state = np.full(width, np.nan, np.float32)
+        self._state = fresh_state(width)
         self._pending = self._held = np.zeros((0, width), np.float32)
         self._pending_level = self._held_level = np.zeros(0, np.float32)
 

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from .decisions import ProbeStream, VadDecision
+from .decisions import ProbeStream, VadDecision, column_slices
 from .level import LEVEL_FEATURES
 
 TASKS = ("vad", "voiced", "f0_hz", "noise_category", "snr_db", "noise_level_db")
@@ -60,9 +60,8 @@ class ScoreTable:
 
     def __init__(self, probes: dict[str, "Probe"]):
         widths = [len(p.bias) for p in probes.values()]
-        edges = np.cumsum([0, *widths])
-        self.cols = {task: slice(int(a), int(b)) for task, a, b in zip(probes, edges[:-1], edges[1:])}
-        self._col_start = edges.astype(np.int64)
+        self.cols = column_slices(dict(zip(probes, widths)))
+        self._col_start = np.array([0, *(c.stop for c in self.cols.values())], np.int64)
         self._feature_start = np.cumsum([0, *(len(p.index) for p in probes.values())]).astype(np.int64)
         used, index = np.unique(np.concatenate([p.index for p in probes.values()] or [np.zeros(0)])
                                 .astype(np.int64), return_inverse=True)
