@@ -239,21 +239,18 @@ class DynCPEnhancer:
 
     def _run(self, x16: np.ndarray | None, st: dict) -> np.ndarray:
         """Feed 16 kHz audio (channels, n) to the engines; record properties; return emitted audio."""
-        outs, masks, levels = [], [], []
-        for c, engine in enumerate(st["engines"]):
-            emitted, m, index, level_db = engine.process_frames(x16[c])
-            outs.append(emitted)
-            masks.append(m)
-            levels.append(level_db)
+        results = [engine.process_frames(x) for engine, x in zip(st["engines"], x16)]
+        emitted, masks, index, level_db = results[0]
         limit = st["limit_frames"]
-        keep = len(index) if limit is None else int(np.clip(limit - index[:1].sum(), 0, len(index)))
-        if keep:  # the loudest channel's level
-            loudest = levels[0] if len(levels) == 1 else np.maximum.reduce(levels)
-            st["frames"].append((index[:keep], [m[:keep] for m in masks], loudest[:keep]))
+        keep = len(index) if limit is None or not len(index) else min(max(limit - int(index[0]), 0), len(index))
+        if keep:
+            if len(results) > 1:  # the loudest channel's level
+                level_db = np.maximum.reduce([r[3] for r in results])
+            st["frames"].append((index[:keep], [r[1][:keep] for r in results], level_db[:keep]))
             st["gathered"] += keep
             if st["gathered"] >= PROPERTY_BATCH_FRAMES:
                 self._record(st)
-        return outs[0][None] if len(outs) == 1 else np.stack(outs)
+        return emitted[None] if len(results) == 1 else np.stack([r[0] for r in results])
 
     def _record(self, st: dict) -> None:
         """Run the probes on the gathered frames and extend the track with what they decide."""
@@ -274,11 +271,11 @@ class DynCPEnhancer:
 
     def _push(self, x: np.ndarray, st: dict, buffer_size: int) -> np.ndarray:
         """Stream (channels, n) input through resampling and the engines; return what comes out."""
-        pieces = [np.zeros((x.shape[0], 0), np.float32)]
-        for i in range(0, x.shape[1], buffer_size):
+        pieces = []
+        for i in range(0, max(x.shape[1], 1), buffer_size):  # an empty block still yields its (channels, 0) piece
             y16 = self._run(self._downsample(x[:, i : i + buffer_size], st), st)
             pieces.append(st["up"].process(y16) if st["up"] and y16.shape[1] else y16)
-        return np.concatenate(pieces, axis=1)
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192, reset: bool = True) -> np.ndarray:
         """Enhance ``input_array``; the result has its shape and is float32."""

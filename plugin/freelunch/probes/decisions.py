@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 SILENCE_DB = -90.0
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 @dataclass(frozen=True)
 class VadDecision:
     """How frame scores become speech: a probability threshold, then the run clean-up (1: off).
@@ -146,11 +142,9 @@ class ProbeStream:
         self._max_lag = probes.max_lag if smooth else 0
         self._level_features = LevelFeatures()
         self.cols: dict[str, slice] | None = None  # set by the first push
-        # Frames pushed but not yet aligned (smoothed scores, input level, extra columns), then
-        # frames aligned but held for the clean-up's look-ahead.
-        self._pending = self._pending_level = self._held = self._held_level = None
-        self._pending_extra: dict[str, np.ndarray] = {}
-        self._held_extra: dict[str, np.ndarray] = {}
+        # Frames pushed but not yet decided: smoothed scores, input level and extra columns.
+        self._scores = self._level = None
+        self._extra: dict[str, np.ndarray] = {}
         # Raw VAD of frames already emitted, as context: far enough back that the clean-up of
         # the held frames reads the same as on the whole signal.
         self._context = np.zeros(0, bool)
@@ -178,7 +172,7 @@ class ProbeStream:
         return self._push(packed, cols, level_db, extra)
 
     def flush(self) -> dict[str, np.ndarray]:
-        return self._advance(final=True)
+        return self._emit(final=True)
 
     def whole(self, scores: dict[str, np.ndarray], level_db: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The columns of a whole signal's raw scores: pushed, then flushed."""
@@ -200,8 +194,14 @@ class ProbeStream:
             self._alpha[c] = self._alphas.get(task, 0.0)
             self._lag[c] = self._lags.get(task, 0)
         self._state = fresh_state(width)
-        self._pending = self._held = np.zeros((0, width), np.float32)
-        self._pending_level = self._held_level = np.zeros(0, np.float32)
+        self._scores = np.zeros((0, width), np.float32)
+        self._level = np.zeros(0, np.float32)
+        # Where _decide finds each task (-1: not scored): first and last column, as DECIDED lists them.
+        f0 = self.probes.probes.get("f0_hz")
+        self._f0_values = np.zeros(0, np.float32) if f0 is None or f0.values is None or "f0_hz" not in cols \
+            else f0.values.astype(np.float32)
+        self._layout = np.array([v for task in DECIDED for v in ((cols[task].start, cols[task].stop)
+                                                                  if task in cols else (-1, -1))], np.int64)
 
     def _push(self, scores: np.ndarray, cols: dict[str, slice], level_db: np.ndarray | None,
               extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -218,71 +218,106 @@ class ProbeStream:
             features = np.zeros((n, len(LEVEL_FEATURES)), np.float32)
         _level_and_smooth(scores, features, self._level_coef, self._reads, self._alpha, self._state)
         level = np.full(n, np.inf, np.float32) if level_db is None else np.asarray(level_db[:n], np.float32)
-        self._pending = np.concatenate([self._pending, scores])
-        self._pending_level = np.concatenate([self._pending_level, level])
-        self._pending_extra = joined(self._pending_extra, extra)
-        return self._advance(final=False)
-
-    def _advance(self, final: bool) -> dict[str, np.ndarray]:
-        """Align the frames whose lagged scores have arrived, then decide what the look-ahead allows."""
-        if self.cols is None:
-            return {}
-        total = len(self._pending_level)
-        ready = total if final else max(0, total - self._max_lag)
-        if ready:
-            later = np.minimum(np.arange(ready)[:, None] + self._lag, total - 1)
-            self._held = np.concatenate([self._held, self._pending[later, np.arange(len(self._lag))]])
-            self._held_level = np.concatenate([self._held_level, self._pending_level[:ready]])
-            self._held_extra = joined(self._held_extra, {k: v[:ready] for k, v in self._pending_extra.items()})
-            self._pending, self._pending_level = self._pending[ready:], self._pending_level[ready:]
-            self._pending_extra = {k: v[ready:] for k, v in self._pending_extra.items()}
-        return self._emit(final)
-
-    def _speech(self, scores: np.ndarray, level_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The VAD probability and raw speech of aligned frames; below SILENCE_DB there is no speech."""
-        prob = sigmoid(scores[:, self.cols["vad"].start])
-        return prob, (prob >= self.decision.threshold) & (level_db >= SILENCE_DB)
-
-    def _columns(self, scores: np.ndarray, level_db: np.ndarray) -> dict[str, np.ndarray]:
-        """Frame columns of aligned frames, before the VAD clean-up; ``level_db`` vetoes speech and
-        the noise category below SILENCE_DB."""
-        out, cols = {}, self.cols
-        if "vad" in cols:
-            out["vad_prob"], out["vad"] = self._speech(scores, level_db)
-        if "voiced" in cols:
-            out["voiced_prob"] = sigmoid(scores[:, cols["voiced"].start])
-            out["voiced"] = out["voiced_prob"] >= 0.5
-        if "noise_category" in cols:  # digital silence holds no noise to name: -1, no category
-            logits = scores[:, cols["noise_category"]]
-            out["noise_category"] = np.where(level_db >= SILENCE_DB, logits.argmax(axis=1), -1)
-            # the winning class's softmax probability: how sure the probe is
-            top = logits.max(axis=1, keepdims=True)
-            out["noise_prob"] = (1.0 / np.exp(logits - top).sum(axis=1)).astype(np.float32)
-        for name in ("f0_hz", "snr_db", "noise_level_db"):  # the regressions (F0 may read as classes)
-            if name in cols:
-                out[name] = self.probes.probes[name].read(scores[:, cols[name]])
-        return out
+        self._scores = np.concatenate([self._scores, scores])
+        self._level = np.concatenate([self._level, level])
+        self._extra = joined(self._extra, extra)
+        return self._emit(final=False)
 
     def _emit(self, final: bool) -> dict[str, np.ndarray]:
-        """The held frames whose clean-up the look-ahead now allows, decided."""
-        held = len(self._held_level)
-        ready = held if final else max(0, held - self.decision.lookahead)
+        """Decide the frames that the lags and the clean-up's look-ahead now allow.
+
+        The stream holds the frames not yet decided. A frame is aligned once its lagged scores
+        have arrived (at the end, the last frames take the last score), and decided once the
+        ``decision.lookahead`` aligned frames after it are known."""
+        if self.cols is None:
+            return {}
+        held = len(self._level)
+        aligned = held if final else max(0, held - self._max_lag)
+        ready = aligned if final else max(0, aligned - self.decision.lookahead)
         if not ready:
             return {}
-        out = self._columns(self._held[:ready], self._held_level[:ready])
-        out.update({k: v[:ready] for k, v in self._held_extra.items()})
-        if "vad" in out:
-            rest = self._speech(self._held[ready:], self._held_level[ready:])[1]
-            raw = np.concatenate([self._context, out["vad"], rest])
+        vad_prob, speech, voiced_prob, voiced, category, noise_prob, f0, snr, noise_level = _decide(
+            self._scores, self._level, self._lag, aligned, ready, self._layout, self._f0_values,
+            np.float32(self.decision.threshold))
+        out = {name: column for name, column in zip(
+            ("vad_prob", "voiced_prob", "voiced", "noise_category", "noise_prob", "f0_hz", "snr_db", "noise_level_db"),
+            (vad_prob, voiced_prob, voiced, category, noise_prob, f0, snr, noise_level)) if len(column)}
+        out.update({k: v[:ready] for k, v in self._extra.items()})
+        if "vad" in self.cols:
             d = self.decision
-            speech = clean_runs(raw, d.bridge_frames, d.min_speech_frames)[len(self._context):][:ready]
-            self._context = np.concatenate([self._context, out["vad"]])[-(d.bridge_frames + d.min_speech_frames):]
-            out["vad"] = speech
-        self._held, self._held_level = self._held[ready:], self._held_level[ready:]
-        self._held_extra = {k: v[ready:] for k, v in self._held_extra.items()}
+            raw = np.concatenate([self._context, speech])
+            out["vad"] = clean_runs(raw, d.bridge_frames, d.min_speech_frames)[len(self._context):][:ready]
+            self._context = raw[: len(raw) - (aligned - ready)][-(d.bridge_frames + d.min_speech_frames):]
+        self._scores, self._level = self._scores[ready:], self._level[ready:]
+        self._extra = {k: v[ready:] for k, v in self._extra.items()}
         speech = out.get("vad", True)
         if "voiced" in out:
             out["voiced"] = out["voiced"] & speech
         if "f0_hz" in out:
-            out["f0_hz"] = np.where(out.get("voiced", speech), out["f0_hz"], np.nan)
+            out["f0_hz"] = np.where(out.get("voiced", speech), out["f0_hz"], np.float32(np.nan))
         return out
+
+
+# The tasks that _decide reads, in the order of ProbeStream._layout.
+DECIDED = ("vad", "voiced", "noise_category", "f0_hz", "snr_db", "noise_level_db")
+
+
+@numba.njit(cache=True, nogil=True)
+def _decide(scores, level_db, lag, aligned, ready, layout, f0_values, threshold):  # pragma: no cover - compiled
+    """Each task's column of held frames 0..ready, and the raw speech of frames 0..aligned.
+
+    Frame t reads column k's score of frame min(t + lag[k], last held). ``layout`` gives each
+    task of DECIDED its first and last column (-1: not scored, and its columns come back
+    empty). Below SILENCE_DB a frame holds neither speech nor a noise to name."""
+    one = np.float32(1.0)
+    last = scores.shape[0] - 1
+
+    def at(t, k):
+        return scores[min(t + lag[k], last), k]
+
+    vad, voiced, noise, f0, snr, noise_level = layout[0], layout[2], layout[4], layout[6], layout[8], layout[10]
+    has_vad, has_voiced, has_noise = vad >= 0, voiced >= 0, noise >= 0
+    vad_prob = np.empty(ready if has_vad else 0, np.float32)
+    speech = np.zeros(aligned if has_vad else 0, np.bool_)
+    voiced_prob = np.empty(ready if has_voiced else 0, np.float32)
+    is_voiced = np.empty(ready if has_voiced else 0, np.bool_)
+    category = np.empty(ready if has_noise else 0, np.int64)
+    noise_prob = np.empty(ready if has_noise else 0, np.float32)
+    f0_hz = np.empty(ready if f0 >= 0 else 0, np.float32)
+    snr_db = np.empty(ready if snr >= 0 else 0, np.float32)
+    noise_db = np.empty(ready if noise_level >= 0 else 0, np.float32)
+    for t in range(aligned):
+        if has_vad:
+            p = one / (one + np.exp(-at(t, vad)))
+            speech[t] = p >= threshold and level_db[t] >= SILENCE_DB
+            if t < ready:
+                vad_prob[t] = p
+        if t >= ready:
+            continue
+        if has_voiced:
+            voiced_prob[t] = one / (one + np.exp(-at(t, voiced)))
+            is_voiced[t] = voiced_prob[t] >= 0.5
+        if has_noise:  # the winning class, and its softmax probability: how sure the probe is
+            best, top = 0, at(t, noise)
+            for k in range(noise + 1, layout[5]):
+                if at(t, k) > top:
+                    best, top = k - noise, at(t, k)
+            total = np.float32(0.0)
+            for k in range(noise, layout[5]):
+                total += np.exp(at(t, k) - top)
+            category[t] = best if level_db[t] >= SILENCE_DB else -1
+            noise_prob[t] = one / total
+        if f0 >= 0:  # a regression, or the value of the best pitch class
+            if f0_values.shape[0] == 0:
+                f0_hz[t] = at(t, f0)
+            else:
+                best, top = 0, at(t, f0)
+                for k in range(f0 + 1, layout[7]):
+                    if at(t, k) > top:
+                        best, top = k - f0, at(t, k)
+                f0_hz[t] = f0_values[best]
+        if snr >= 0:
+            snr_db[t] = at(t, snr)
+        if noise_level >= 0:
+            noise_db[t] = at(t, noise_level)
+    return vad_prob, speech, voiced_prob, is_voiced, category, noise_prob, f0_hz, snr_db, noise_db
