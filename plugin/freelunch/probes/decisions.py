@@ -196,7 +196,7 @@ class ProbeStream:
         self._state = fresh_state(width)
         self._scores = np.zeros((0, width), np.float32)
         self._level = np.zeros(0, np.float32)
-        # Where _decide finds each task (-1: not scored): first and last column, as DECIDED lists them.
+        # Where _decide finds each task (-1: not scored): its columns' start and stop, in DECIDED's order.
         f0 = self.probes.probes.get("f0_hz")
         self._f0_values = np.zeros(0, np.float32) if f0 is None or f0.values is None or "f0_hz" not in cols \
             else f0.values.astype(np.float32)
@@ -267,13 +267,20 @@ def _decide(scores, level_db, lag, aligned, ready, layout, f0_values, threshold)
     """Each task's column of held frames 0..ready, and the raw speech of frames 0..aligned.
 
     Frame t reads column k's score of frame min(t + lag[k], last held). ``layout`` gives each
-    task of DECIDED its first and last column (-1: not scored, and its columns come back
+    task of DECIDED its columns' start and stop (-1: not scored, and its columns come back
     empty). Below SILENCE_DB a frame holds neither speech nor a noise to name."""
     one = np.float32(1.0)
     last = scores.shape[0] - 1
 
     def at(t, k):
         return scores[min(t + lag[k], last), k]
+
+    def best_of(t, start, stop):  # the first highest of columns start..stop: (its offset, its score)
+        best, top = 0, at(t, start)
+        for k in range(start + 1, stop):
+            if at(t, k) > top:
+                best, top = k - start, at(t, k)
+        return best, top
 
     vad, voiced, noise, f0, snr, noise_level = layout[0], layout[2], layout[4], layout[6], layout[8], layout[10]
     has_vad, has_voiced, has_noise = vad >= 0, voiced >= 0, noise >= 0
@@ -298,10 +305,7 @@ def _decide(scores, level_db, lag, aligned, ready, layout, f0_values, threshold)
             voiced_prob[t] = one / (one + np.exp(-at(t, voiced)))
             is_voiced[t] = voiced_prob[t] >= 0.5
         if has_noise:  # the winning class, and its softmax probability: how sure the probe is
-            best, top = 0, at(t, noise)
-            for k in range(noise + 1, layout[5]):
-                if at(t, k) > top:
-                    best, top = k - noise, at(t, k)
+            best, top = best_of(t, noise, layout[5])
             total = np.float32(0.0)
             for k in range(noise, layout[5]):
                 total += np.exp(at(t, k) - top)
@@ -311,11 +315,7 @@ def _decide(scores, level_db, lag, aligned, ready, layout, f0_values, threshold)
             if f0_values.shape[0] == 0:
                 f0_hz[t] = at(t, f0)
             else:
-                best, top = 0, at(t, f0)
-                for k in range(f0 + 1, layout[7]):
-                    if at(t, k) > top:
-                        best, top = k - f0, at(t, k)
-                f0_hz[t] = f0_values[best]
+                f0_hz[t] = f0_values[best_of(t, f0, layout[7])[0]]
         if snr >= 0:
             snr_db[t] = at(t, snr)
         if noise_level >= 0:

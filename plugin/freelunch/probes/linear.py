@@ -93,10 +93,6 @@ class Probe:
             raise ValueError(f"a probe read as classes needs one value per output: {len(self.bias)} outputs, "
                              f"values of shape {self.values.shape}")
 
-    def read(self, scores: np.ndarray) -> np.ndarray:
-        """(F, K) scores -> (F,) values: the single output, or the value of the best class."""
-        return scores[:, 0] if self.values is None else self.values[scores.argmax(axis=1)]
-
     @property
     def level_adds(self) -> int:
         """Multiply-adds per frame of the level terms: one per feature and output."""
