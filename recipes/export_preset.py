@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Turn a training run's best checkpoint into a complete preset folder.
 
-    python recipes/export_preset.py results/balanced presets/balanced \
-        --probes hparams/probes.yaml --calibrate hparams/calibrate_gain.yaml
+    python recipes/export_preset.py results/balanced presets/balanced --probes hparams/probes.yaml \
+        --calibrate hparams/calibrate_gain.yaml --noise-threshold hparams/noise_threshold.yaml
 
 Writes model.safetensors and config.json (with the checkpoint's valid metrics). A run that
 keeps its best N checkpoints (``average_checkpoints`` in its hyperparams) is exported as the
 average of their weights, as SpeechBrain's ASR recipes average theirs. Given a
 calibration hparams file, picks the mask's exponent on valid (``calibrate_gain.py``); for a
-gated network given a probes hparams file, fits the probes on its masks (``fit_probes.py``);
-then scores the preset on the test split into metrics.json (``freelunch evaluate``) and
-writes checksums.json. A new network makes old probes meaningless, so the folder is
+gated network given a probes hparams file, fits the probes on its masks (``fit_probes.py``)
+and, given a threshold hparams file, the probability a noise label needs on valid
+(``choose_noise_threshold.py``); then scores the preset on the test split into metrics.json
+(``freelunch evaluate``) and writes checksums.json. A new network makes old probes meaningless, so the folder is
 replaced whole.
 """
 from __future__ import annotations
@@ -28,11 +29,12 @@ from freelunch.evaluate import evaluate_preset
 
 sys.path.insert(0, str(Path(__file__).parent))
 import calibrate_gain  # noqa: E402
+import choose_noise_threshold  # noqa: E402
 import fit_probes  # noqa: E402
 
 
 def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = None, limit: int | None = None,
-           calibration_hparams: Path | None = None) -> dict:
+           calibration_hparams: Path | None = None, threshold_hparams: Path | None = None) -> dict:
     with open(run_folder / "hyperparams.yaml") as f:
         hparams = load_hyperpyyaml(f, {"output_folder": str(run_folder)})
     checkpointer = hparams["checkpointer"]
@@ -61,6 +63,9 @@ def export(run_folder: Path, preset_folder: Path, probes_hparams: Path | None = 
     if probes_hparams is not None and net.gated:
         with open(probes_hparams) as f:
             fit_probes.main(load_hyperpyyaml(f, {"preset": str(preset_folder)}))
+        if threshold_hparams is not None:
+            with open(threshold_hparams) as f:
+                choose_noise_threshold.main(load_hyperpyyaml(f, {"preset": str(preset_folder)}))
     metrics = evaluate_preset(str(preset_folder), split="test", limit=limit)
     presets.write_metrics(preset_folder, metrics)
     return metrics
@@ -72,5 +77,7 @@ if __name__ == "__main__":
     parser.add_argument("preset_folder", type=Path)
     parser.add_argument("--probes", type=Path, default=None, help="probes hparams (gated networks)")
     parser.add_argument("--calibrate", type=Path, default=None, help="gain calibration hparams")
+    parser.add_argument("--noise-threshold", type=Path, default=None, help="noise-label threshold hparams (gated networks)")
     args = parser.parse_args()
-    print(json.dumps(export(args.run_folder, args.preset_folder, args.probes, calibration_hparams=args.calibrate), indent=2))
+    print(json.dumps(export(args.run_folder, args.preset_folder, args.probes, calibration_hparams=args.calibrate,
+                            threshold_hparams=args.noise_threshold), indent=2))

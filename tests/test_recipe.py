@@ -167,10 +167,13 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     (tmp_path / "probes.yaml").write_text(probes_yaml)
     (tmp_path / "calibrate.yaml").write_text(f"preset: null\ndata_root: {PACK}\nvalid_limit: 2\nvalid_seed: 202\n"
                                              "valid_draws: 1\ngain_exponent_grid: [0.8, 1.0]\ngain_smoothing_grid: [0.0, 0.2]\n")
+    (tmp_path / "threshold.yaml").write_text(f"preset: null\ndata_root: {PACK}\ntarget_cache: {tmp_path / 'cache'}\n"
+                                             "split: valid\nlimit: 2\nmin_precision: 0.9\ngrid: [0.0, 0.5, 0.9]\n")
     from export_preset import export
 
     folder = tmp_path / "preset"
-    report = export(run, folder, tmp_path / "probes.yaml", limit=2, calibration_hparams=tmp_path / "calibrate.yaml")
+    report = export(run, folder, tmp_path / "probes.yaml", limit=2, calibration_hparams=tmp_path / "calibrate.yaml",
+                    threshold_hparams=tmp_path / "threshold.yaml")
     import torch
     from safetensors.torch import load_file
 
@@ -190,6 +193,9 @@ def test_export_turns_a_run_into_a_complete_preset(tmp_path):
     fx(np.zeros(16000, np.float32), 16000)
     assert len(fx.properties.vad) == len(fx.properties.times) > 0
     fitted = json.loads((folder / "probes_report.json").read_text())
+    # the noise label's threshold chosen on valid, from the grid, and kept with the probes
+    assert [p["threshold"] for p in fitted["noise_threshold"]["curve"]] == [0.0, 0.5, 0.9]
+    assert LinearProbes.load(folder).noise_threshold == fitted["noise_threshold"]["chosen"]["threshold"]
     # F0 read as pitch classes, chosen by RPA: the shipped probe holds each class's F0
     assert fitted["tasks"]["f0_hz"]["metric"] == "rpa"
     f0_probe = LinearProbes.load(folder).probes["f0_hz"]
