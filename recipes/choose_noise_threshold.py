@@ -58,12 +58,7 @@ def main(hp) -> dict:
     points = curve(hp["grid"], *frames(hp, net, probes))
     chosen = next((p for p in points if p["precision"] >= hp["min_precision"]), points[-1])
     probes.noise_threshold = chosen["threshold"]
-    staging = folder / ".threshold-staging"
-    staging.mkdir(exist_ok=True)
-    probes.save(staging)
-    for f in staging.iterdir():
-        f.replace(folder / f.name)
-    staging.rmdir()
+    probes.save(folder)
     report_file = folder / "probes_report.json"
     report = json.loads(report_file.read_text()) if report_file.exists() else {}
     report["noise_threshold"] = {"split": hp["split"], "min_precision": hp["min_precision"], "chosen": chosen,

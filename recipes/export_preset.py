@@ -11,8 +11,8 @@ calibration hparams file, picks the mask's exponent on valid (``calibrate_gain.p
 gated network given a probes hparams file, fits the probes on its masks (``fit_probes.py``)
 and, given a threshold hparams file, the probability a noise label needs on valid
 (``choose_noise_threshold.py``); then scores the preset on the test split into metrics.json
-(``freelunch evaluate``) and writes checksums.json. A new network makes old probes meaningless, so the folder is
-replaced whole.
+(``freelunch evaluate``) and writes checksums.json. A new network makes old probes
+meaningless, so the folder is replaced whole.
 """
 from __future__ import annotations
 

@@ -336,12 +336,7 @@ def main(hp) -> dict:
     linear.decision, report["vad_decision_trials"] = tune_vad_decision(hp, linear, sequences, quiet)
     report["smoothing"], report["lag_frames"], report["vad_decision"] = linear.smoothing, linear.lags, linear.decision.as_dict()
     print("smoothing", linear.smoothing, "lags", linear.lags, "VAD decision", report["vad_decision"], flush=True)
-    staging = Path(folder) / ".probes-staging"
-    staging.mkdir(exist_ok=True)
-    linear.save(staging)
-    for f in staging.iterdir():
-        f.replace(Path(folder) / f.name)
-    staging.rmdir()
+    linear.save(folder)
     write_text_atomic(Path(hp["report"]), json.dumps(report, indent=1) + "\n")
     presets.write_checksums(Path(folder))
     return report

@@ -163,6 +163,10 @@ class LinearProbes:
         return self.stream(decision, smooth).whole(self.scores(masks), level_db)
 
     def save(self, folder: Path) -> None:
+        """Write the probes into ``folder``, each file atomically: a preset being read or run never
+        sees half a file."""
+        from ..export.common import atomic_output, write_text_atomic  # here: the exporters load mido and jams
+
         tensors = {}
         for name, p in self.probes.items():
             tensors[f"{name}.index"] = p.index.astype(np.int64)
@@ -171,10 +175,10 @@ class LinearProbes:
             for key in ("level_coef", "values"):
                 if getattr(p, key) is not None:
                     tensors[f"{name}.{key}"] = getattr(p, key).astype(np.float32)
-        save_file(tensors, str(Path(folder) / self.FILE))
+        atomic_output(Path(folder) / self.FILE, lambda tmp: save_file(tensors, str(tmp)))
         meta = {"tasks": list(self.probes), "category_names": self.category_names, "smoothing": self.smoothing,
                 "lag_frames": self.lags, "vad_decision": self.decision.as_dict(), "noise_threshold": self.noise_threshold}
-        (Path(folder) / self.META).write_text(json.dumps(meta, indent=2) + "\n")
+        write_text_atomic(Path(folder) / self.META, json.dumps(meta, indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> "LinearProbes":
