@@ -45,15 +45,16 @@ def at_level(x: np.ndarray, level_db: float) -> np.ndarray:
     return (x * (10 ** (level_db / 20) / data.rms(x))).astype(np.float32)
 
 
-def no_speech_clips(hp, bank: data.NoiseBank, rng) -> list[dict]:
-    """Every noise file of the split alone at a random level, and digital silence. Without
-    these the probes only ever see speech mixtures, and call silence speech."""
+def no_speech_clips(hp, bank: data.NoiseBank, rng, crops: int = 1) -> list[dict]:
+    """``crops`` of every noise file of the split alone, each at a random level, and digital
+    silence. Without these the probes only ever see speech mixtures, and call silence speech."""
     length = int(hp["no_speech_seconds"] * data.SAMPLE_RATE)
     silence = np.zeros(length, np.float32)
     clips = [dict(noisy=silence, clean=silence, noise=silence, category="") for _ in range(hp["silence_clips"])]
     for audio, row in zip(bank.audio, bank.rows):
-        noise = at_level(data.crop(audio, length, rng), rng.uniform(*hp["no_speech_level_db"]))
-        clips.append(dict(noisy=noise, clean=silence, noise=noise, category=noise_class(row)))
+        for _ in range(crops):
+            noise = at_level(data.crop(audio, length, rng), rng.uniform(*hp["no_speech_level_db"]))
+            clips.append(dict(noisy=noise, clean=silence, noise=noise, category=noise_class(row)))
     return clips
 
 
@@ -82,7 +83,8 @@ def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict,
         for r in speech:
             mixture = data.make_mixture(data.load(r["path"]), bank, data.item_rng(seed + draw, r["id"]))
             keep_frames(mixture, cached_clean_targets(hp["target_cache"], r["id"], r["path"]))
-        for clip in no_speech_clips(hp, bank, data.item_rng(seed + draw, split)):
+        crops = hp["no_speech_train_crops"] if split == "train" else 1
+        for clip in no_speech_clips(hp, bank, data.item_rng(seed + draw, split), crops):
             keep_frames(clip, no_speech(n_frames(len(clip["noisy"]))))
     return {t: np.concatenate(v) for t, v in feats.items()}, {t: np.concatenate(v) for t, v in targets.items()}
 
