@@ -65,9 +65,9 @@ def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict,
     speech = data.spread(speech, hp["max_utterances"])
     bank = data.NoiseBank(noise)
     feats = {t: [] for t in [*types, "levels"]}
-    targets = {t: [] for t in TASKS}
+    targets = {t: [] for t in [*TASKS, "vad_only"]}
 
-    def keep_frames(mixture, clean):
+    def keep_frames(mixture, clean, vad_only=False):
         tg = mixture_targets(mixture, names, clean)
         ft = {**extract(net, mixture["noisy"], types), "levels": level_features(frame_level_db(mixture["noisy"]))}
         frames = len(tg["vad"])
@@ -78,14 +78,18 @@ def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict,
             feats[t].append(ft[t][keep])
         for t in TASKS:
             targets[t].append(tg[t][keep])
+        targets["vad_only"].append(np.full(len(keep), vad_only))
 
     for draw in range(draws):
         for r in speech:
             mixture = data.make_mixture(data.load(r["path"]), bank, data.item_rng(seed + draw, r["id"]))
             keep_frames(mixture, cached_clean_targets(hp["target_cache"], r["id"], r["path"]))
-        crops = hp["no_speech_train_crops"] if split == "train" else 1
-        for clip in no_speech_clips(hp, bank, data.item_rng(seed + draw, split), crops):
+        for clip in no_speech_clips(hp, bank, data.item_rng(seed + draw, split)):
             keep_frames(clip, no_speech(n_frames(len(clip["noisy"]))))
+        if split == "train" and hp["vad_no_speech_crops"] > 1:  # more noise alone, for the VAD only
+            rng_more = data.item_rng(seed + draw, f"{split}-vad")
+            for clip in no_speech_clips(hp, bank, rng_more, hp["vad_no_speech_crops"] - 1)[hp["silence_clips"]:]:
+                keep_frames(clip, no_speech(n_frames(len(clip["noisy"]))), vad_only=True)
     return {t: np.concatenate(v) for t, v in feats.items()}, {t: np.concatenate(v) for t, v in targets.items()}
 
 
@@ -292,7 +296,7 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
     report = {"frames_train": len(ytr["vad"]), "frames_valid": len(yva["vad"]), "tasks": {}}
     probes = {}
     for task in TASKS:
-        tr, va = task_rows(task, ytr[task]), task_rows(task, yva[task])
+        tr, va = task_rows(task, ytr[task]) & ((task == "vad") | ~ytr["vad_only"]), task_rows(task, yva[task])
         y, yv = ytr[task][tr], yva[task][va]
         reads_levels = task in hp["level_tasks"]
         levels, levels_valid = (task_levels(x, rows, reads_levels) for x, rows in ((xtr, tr), (xva, va)))

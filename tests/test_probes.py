@@ -79,6 +79,24 @@ def test_weighted_sums_equal_sklearn_predictions():
     assert (scores.argmax(1) == logistic.predict(scaler.transform(x))).all()
 
 
+def test_no_speech_clips_take_crops_of_every_noise_file_at_random_levels():
+    """Each noise file alone, ``crops`` different crops at levels inside the range, plus silence."""
+    from freelunch import data
+    from fit_probes import no_speech_clips
+
+    bank = data.NoiseBank(data.split_rows(data.pack_layout(data.default_data_root()), "valid")[1][:3])
+    hp = {"no_speech_seconds": 1.0, "no_speech_level_db": [-50.0, -20.0], "silence_clips": 2}
+    clips = no_speech_clips(hp, bank, np.random.default_rng(0), crops=3)
+    assert len(clips) == 2 + 3 * 3
+    assert all(not c["noisy"].any() and c["category"] == "" for c in clips[:2])
+    levels = [20 * np.log10(data.rms(c["noisy"])) for c in clips[2:]]
+    assert all(-50.01 < lv < -19.99 for lv in levels) and len({round(lv, 3) for lv in levels}) == 9
+    for k in range(3):
+        crops = [clips[2 + 3 * k + j]["noisy"] for j in range(3)]
+        assert {c["category"] for c in clips[2 + 3 * k: 5 + 3 * k]} == {data.noise_class(bank.rows[k])}
+        assert not np.allclose(crops[0] / data.rms(crops[0]), crops[1] / data.rms(crops[1]))
+
+
 def test_f0_read_as_pitch_classes(tmp_path):
     """F0 as pitch classes: the fit picks the regularisation by RPA, the probe reads the F0 of
     its best class, and a saved probe reads the same. Here four mask bits spell one of 16 pitch
