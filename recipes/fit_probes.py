@@ -101,6 +101,11 @@ def task_rows(task: str, y: np.ndarray) -> np.ndarray:
     return ~np.isnan(y) if task not in CLASSIFIERS else np.ones(len(y), bool)
 
 
+def train_rows(task: str, targets: dict) -> np.ndarray:
+    """The training frames of a task: its defined targets, less the VAD's extra noise crops."""
+    return task_rows(task, targets[task]) & ((task == "vad") | ~targets["vad_only"])
+
+
 def pitch_class_values(hp) -> np.ndarray | None:
     """The F0 of each pitch class (its centre on a log scale), or None where F0 is a regression."""
     per_octave = hp["f0_classes_per_octave"]
@@ -296,7 +301,7 @@ def fit_all(hp, net, rows, names) -> tuple[LinearProbes, dict]:
     report = {"frames_train": len(ytr["vad"]), "frames_valid": len(yva["vad"]), "tasks": {}}
     probes = {}
     for task in TASKS:
-        tr, va = task_rows(task, ytr[task]) & ((task == "vad") | ~ytr["vad_only"]), task_rows(task, yva[task])
+        tr, va = train_rows(task, ytr), task_rows(task, yva[task])
         y, yv = ytr[task][tr], yva[task][va]
         reads_levels = task in hp["level_tasks"]
         levels, levels_valid = (task_levels(x, rows, reads_levels) for x, rows in ((xtr, tr), (xva, va)))

@@ -97,6 +97,32 @@ def test_no_speech_clips_take_crops_of_every_noise_file_at_random_levels():
         assert not np.allclose(crops[0] / data.rms(crops[0]), crops[1] / data.rms(crops[1]))
 
 
+def test_extra_noise_crops_train_the_vad_probe_alone(tmp_path):
+    """With vad_no_speech_crops 3, the training frames hold two more crops of every noise file,
+    all no-speech for the VAD probe and left out of every other probe; valid holds none."""
+    from freelunch import data
+    from fit_probes import TASKS, category_names, collect, train_rows
+
+    rows = data.pack_layout(data.default_data_root())
+    hp = {"max_utterances": 1, "frames_per_mixture": 10, "startup_frames": 4, "no_speech_seconds": 1.0,
+          "no_speech_level_db": [-50.0, -20.0], "silence_clips": 1, "vad_no_speech_crops": 3,
+          "target_cache": str(tmp_path)}
+    names, net = category_names(rows), make_net()
+    n_noise = len(data.split_rows(rows, "train")[1])
+    _, y = collect(hp, net, rows, "train", 1, 101, names, ["masks"], np.random.default_rng(0))
+    _, y1 = collect({**hp, "vad_no_speech_crops": 1}, net, rows, "train", 1, 101, names, ["masks"], np.random.default_rng(0))
+    extra = y["vad_only"]
+    assert extra.sum() == 2 * n_noise * 14 and not y1["vad_only"].any()
+    assert len(extra) - extra.sum() == len(y1["vad"])
+    assert np.all(y["vad"][extra] == 0)
+    for task in TASKS:
+        rows_in = train_rows(task, y)
+        assert rows_in[extra].all() == (task == "vad") and rows_in[extra].any() == (task == "vad")
+        np.testing.assert_array_equal(y[task][rows_in & ~extra], y1[task][train_rows(task, y1)])
+    _, yv = collect(hp, net, rows, "valid", 1, 202, names, ["masks"], np.random.default_rng(0))
+    assert not yv["vad_only"].any()
+
+
 def test_f0_read_as_pitch_classes(tmp_path):
     """F0 as pitch classes: the fit picks the regularisation by RPA, the probe reads the F0 of
     its best class, and a saved probe reads the same. Here four mask bits spell one of 16 pitch
