@@ -67,12 +67,12 @@ def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict,
     feats = {t: [] for t in [*types, "levels"]}
     targets = {t: [] for t in [*TASKS, "vad_only"]}
 
-    def keep_frames(mixture, clean, vad_only=False):
+    def keep_frames(mixture, clean, vad_only=False, pick=rng):
         tg = mixture_targets(mixture, names, clean)
         ft = {**extract(net, mixture["noisy"], types), "levels": level_features(frame_level_db(mixture["noisy"]))}
         frames = len(tg["vad"])
         start = np.arange(min(hp["startup_frames"], frames))
-        rest = rng.choice(frames - len(start), min(hp["frames_per_mixture"], frames - len(start)), replace=False)
+        rest = pick.choice(frames - len(start), min(hp["frames_per_mixture"], frames - len(start)), replace=False)
         keep = np.concatenate([start, len(start) + rest])
         for t in feats:
             feats[t].append(ft[t][keep])
@@ -86,10 +86,10 @@ def collect(hp, net, rows, split, draws, seed, names, types, rng) -> tuple[dict,
             keep_frames(mixture, cached_clean_targets(hp["target_cache"], r["id"], r["path"]))
         for clip in no_speech_clips(hp, bank, data.item_rng(seed + draw, split)):
             keep_frames(clip, no_speech(n_frames(len(clip["noisy"]))))
-        if split == "train" and hp["vad_no_speech_crops"] > 1:  # more noise alone, for the VAD only
-            rng_more = data.item_rng(seed + draw, f"{split}-vad")
-            for clip in no_speech_clips(hp, bank, rng_more, hp["vad_no_speech_crops"] - 1)[hp["silence_clips"]:]:
-                keep_frames(clip, no_speech(n_frames(len(clip["noisy"]))), vad_only=True)
+        if split == "train" and hp["vad_no_speech_crops"] > 1:  # more noise alone, for the VAD only;
+            more = data.item_rng(seed + draw, f"{split}-vad")  # its own generator keeps every other frame as it was
+            for clip in no_speech_clips(hp, bank, more, hp["vad_no_speech_crops"] - 1)[hp["silence_clips"]:]:
+                keep_frames(clip, no_speech(n_frames(len(clip["noisy"]))), vad_only=True, pick=more)
     return {t: np.concatenate(v) for t, v in feats.items()}, {t: np.concatenate(v) for t, v in targets.items()}
 
 

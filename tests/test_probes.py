@@ -119,8 +119,14 @@ def test_extra_noise_crops_train_the_vad_probe_alone(tmp_path):
         rows_in = train_rows(task, y)
         assert rows_in[extra].all() == (task == "vad") and rows_in[extra].any() == (task == "vad")
         np.testing.assert_array_equal(y[task][rows_in & ~extra], y1[task][train_rows(task, y1)])
-    _, yv = collect(hp, net, rows, "valid", 1, 202, names, ["masks"], np.random.default_rng(0))
+    # the valid frames that follow are those a fit without the extra crops takes
+    rng, rng1 = np.random.default_rng(0), np.random.default_rng(0)
+    for h, r in ((hp, rng), ({**hp, "vad_no_speech_crops": 1}, rng1)):
+        collect(h, net, rows, "train", 1, 101, names, ["masks"], r)
+    xv, yv = collect(hp, net, rows, "valid", 1, 202, names, ["masks"], rng)
+    xv1, _ = collect(hp, net, rows, "valid", 1, 202, names, ["masks"], rng1)
     assert not yv["vad_only"].any()
+    np.testing.assert_array_equal(xv["masks"], xv1["masks"])
 
 
 def test_f0_read_as_pitch_classes(tmp_path):
